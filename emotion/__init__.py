@@ -1,0 +1,17 @@
+"""facemood's library: find faces, read their emotions, train the model that does it.
+
+>>> from emotion import EmotionRecognizer
+>>> for face in EmotionRecognizer().analyze("photo.jpg"):
+...     print(face.box, face.label, f"{face.score:.0%}")
+"""
+
+from .classifier import DEFAULT_MODEL, EmotionClassifier, ModelError, default_model_path
+from .data import Dataset, DatasetError, load_dataset
+from .detect import HaarDetector, YuNetDetector, make_detector
+from .imageio import ImageError, load_image
+from .labels import FACE_SIZE, LABELS
+from .recognizer import EmotionRecognizer, FaceResult
+
+__all__ = ["LABELS", "FACE_SIZE", "EmotionClassifier", "EmotionRecognizer", "FaceResult",
+           "HaarDetector", "YuNetDetector", "make_detector", "load_image", "load_dataset",
+           "Dataset", "DatasetError", "ImageError", "ModelError", "DEFAULT_MODEL"]

@@ -1,0 +1,57 @@
+"""Drawing results on photos: a box and a label per face, one colour per emotion."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .labels import LABELS
+
+# RGB; distinct hues that stay readable with white or black text on them.
+EMOTION_COLORS = {
+    "angry": (220, 38, 38),
+    "disgust": (101, 163, 13),
+    "fear": (147, 51, 234),
+    "happy": (250, 204, 21),
+    "sad": (37, 99, 235),
+    "surprise": (249, 115, 22),
+    "neutral": (148, 163, 184),
+}
+assert set(EMOTION_COLORS) == set(LABELS)
+
+
+def _text_color(background: tuple[int, int, int]) -> tuple[int, int, int]:
+    luminance = 0.299 * background[0] + 0.587 * background[1] + 0.114 * background[2]
+    return (0, 0, 0) if luminance > 150 else (255, 255, 255)
+
+
+def draw_results(rgb: np.ndarray, results) -> np.ndarray:
+    """A copy of ``rgb`` (uint8 H, W, 3) with each result's box and "label NN%" drawn.
+
+    Line width and text size follow the image size, so labels stay readable on a
+    thumbnail and on a 24-megapixel photo alike.
+    """
+    canvas = np.ascontiguousarray(rgb).copy()
+    height, width = canvas.shape[:2]
+    side = min(height, width)
+    thickness = max(2, round(side / 250))
+    for result in results:
+        x, y, w, h = (int(v) for v in result.box)
+        color = EMOTION_COLORS[result.label]
+        cv2.rectangle(canvas, (x, y), (x + w, y + h), color, thickness, cv2.LINE_AA)
+        text = f"{result.label} {result.score:.0%}"
+        # Text height tracks the face size too, within bounds of the image size.
+        scale = float(np.clip(w / 220, side / 1400, side / 350))
+        scale = max(scale, 0.4)
+        weight = max(1, round(scale * 2))
+        (text_w, text_h), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, weight)
+        pad = max(2, round(text_h * 0.3))
+        top = y - text_h - baseline - 2 * pad
+        if top < 0:  # no room above the box: put the label inside its top edge
+            top = y
+        left = min(max(x, 0), max(width - text_w - 2 * pad, 0))
+        cv2.rectangle(canvas, (left, top), (left + text_w + 2 * pad, top + text_h + baseline + 2 * pad),
+                      color, cv2.FILLED)
+        cv2.putText(canvas, text, (left + pad, top + pad + text_h), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    _text_color(color), weight, cv2.LINE_AA)
+    return canvas

@@ -1,0 +1,121 @@
+"""EmotionClassifier: a trained Keras model and its model card, behind predict_proba."""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .labels import FACE_SIZE, LABELS
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+DEFAULT_MODEL = MODELS_DIR / "facemood-vgg.keras"
+
+
+def default_model_path() -> Path:
+    """The model the app and CLI use unless told otherwise: $FACEMOOD_MODEL or the shipped one."""
+    return Path(os.environ.get("FACEMOOD_MODEL") or DEFAULT_MODEL)
+
+
+class ModelError(RuntimeError):
+    """The model file cannot be used; the message says why in one line."""
+
+
+def card_path(model_path: str | Path) -> Path:
+    """Where the JSON model card of a ``.keras`` file lives: beside it, same stem."""
+    return Path(model_path).with_suffix(".json")
+
+
+def compiled_forward(model):
+    """A compiled inference function of ``model``: float32 (N, 48, 48, 1) -> (N, 7).
+
+    ``model.predict`` builds a data pipeline and callbacks on every call (~50 ms);
+    the hot path calls a traced graph directly instead, one trace for any batch size.
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        spec = tf.TensorSpec((None, FACE_SIZE, FACE_SIZE, 1), tf.float32)
+        forward = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+        return lambda x: forward(x).numpy()
+    if backend == "jax":
+        import jax
+
+        forward = jax.jit(lambda x: model(x, training=False))
+        return lambda x: np.asarray(forward(x))
+    return lambda x: keras.ops.convert_to_numpy(model(x, training=False))
+
+
+class EmotionClassifier:
+    """Seven-way emotion probabilities for 48x48 grey faces.
+
+    Load with :meth:`load`; the card (a dict) says how the model was trained and
+    how well it scores.
+    """
+
+    def __init__(self, model, card: dict | None = None, path: Path | None = None):
+        self.model = model
+        self.card = card or {}
+        self.path = path
+        # Averaging a face with its mirror image is worth about a point of accuracy.
+        self.flip_average = bool(self.card.get("preprocessing", {}).get("flip_average", True))
+        self._forward = compiled_forward(model)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> "EmotionClassifier":
+        path = Path(path) if path else default_model_path()
+        if not path.is_file():
+            raise ModelError(f"model file not found: {path}")
+        if not zipfile.is_zipfile(path):
+            raise ModelError(f"{path.name} is not a Keras model file (damaged or wrong format)")
+        import keras
+
+        try:
+            model = keras.saving.load_model(path, compile=False)
+        except Exception as error:  # Keras raises many types for a damaged archive.
+            reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
+            raise ModelError(f"{path.name} could not be loaded: {reason}") from error
+        if tuple(model.input_shape[1:]) != (FACE_SIZE, FACE_SIZE, 1) or model.output_shape[-1] != len(LABELS):
+            raise ModelError(f"{path.name} takes {model.input_shape[1:]} and gives "
+                             f"{model.output_shape[-1]} classes; expected 48x48x1 faces, 7 emotions")
+        card = {}
+        if card_path(path).is_file():
+            try:
+                card = json.loads(card_path(path).read_text())
+            except (OSError, ValueError):
+                card = {}
+        return cls(model, card, path)
+
+    @property
+    def name(self) -> str:
+        return self.card.get("name") or (self.path.stem if self.path else self.model.name)
+
+    def predict_proba(self, faces: np.ndarray) -> np.ndarray:
+        """uint8 grey faces (N, 48, 48) -> float32 probabilities (N, 7) in LABELS order."""
+        faces = np.asarray(faces)
+        if faces.ndim == 2:
+            faces = faces[None]
+        if faces.ndim != 3 or faces.shape[1:] != (FACE_SIZE, FACE_SIZE):
+            raise ValueError(f"faces must have shape (N, 48, 48), got {faces.shape}")
+        if len(faces) == 0:
+            return np.zeros((0, len(LABELS)), np.float32)
+        x = faces.astype(np.float32)[..., None]
+        if not self.flip_average:
+            return self._forward(x).astype(np.float32)
+        probs = self._forward(np.concatenate([x, x[:, :, ::-1]]))
+        return ((probs[: len(x)] + probs[len(x):]) / 2).astype(np.float32)
+
+    def predict(self, faces: np.ndarray) -> np.ndarray:
+        """int64 (N,): the index in LABELS of the most likely emotion of each face."""
+        return self.predict_proba(faces).argmax(axis=1)
+
+    def predict_proba_batched(self, faces: np.ndarray, batch_size: int = 512) -> np.ndarray:
+        """predict_proba over a large set in fixed-size batches, to bound memory."""
+        parts = [self.predict_proba(faces[i:i + batch_size]) for i in range(0, len(faces), batch_size)]
+        return np.concatenate(parts) if parts else np.zeros((0, len(LABELS)), np.float32)

@@ -1,0 +1,170 @@
+"""``python -m emotion``: predict, evaluate and train from the terminal.
+
+Exit codes: 0 success, 1 bad input (one line on stderr says why), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _silence_native_logs() -> None:
+    """Send what C++ libraries write to fd 2 to /dev/null; Python's stderr stays.
+
+    TensorFlow 2.21 prints oneDNN/CUDA start-up lines through absl whatever
+    TF_CPP_MIN_LOG_LEVEL says; a bad input must still read as one line.
+    Set FACEMOOD_DEBUG=1 to see them.
+    """
+    if os.environ.get("FACEMOOD_DEBUG"):
+        return
+    sys.stderr.flush()
+    sys.stderr = os.fdopen(os.dup(2), "w", buffering=1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+
+
+class InputError(Exception):
+    """Bad input reported as one line, exit code 1."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m emotion", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    predict = commands.add_parser("predict", help="find faces and their emotions in photos")
+    predict.add_argument("photos", nargs="+", metavar="PHOTO")
+    predict.add_argument("--json", action="store_true", help="print JSON instead of text")
+    predict.add_argument("--annotate", metavar="OUT_DIR", help="write annotated copies here")
+    predict.add_argument("--model", help="a .keras model (default: the shipped one)")
+    predict.add_argument("--detector", help="a YuNet .onnx face detector (default: OpenCV's Haar cascade)")
+
+    evaluate = commands.add_parser("evaluate", help="score a model on a FER2013 split")
+    evaluate.add_argument("--data", required=True, help="FER2013 CSV (.csv or .csv.gz) or image folders")
+    evaluate.add_argument("--split", default="PrivateTest", help="Training, PublicTest or PrivateTest")
+    evaluate.add_argument("--model", help="a .keras model (default: the shipped one)")
+    evaluate.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    train = commands.add_parser("train", help="train a model on FER2013 and save it with its card")
+    train.add_argument("--data", required=True, help="FER2013 CSV (.csv or .csv.gz) or image-folder dataset")
+    train.add_argument("--out", required=True, help="where to write the model, e.g. models/mine.keras")
+    train.add_argument("--epochs", type=int, default=40)
+    train.add_argument("--limit", type=int, help="train on the first N training faces only")
+    train.add_argument("--architecture", default="vgg", help="small, vgg or resnet")
+    train.add_argument("--width", type=int, default=32, help="channels of the first stage")
+    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--optimizer", default="adam", choices=("adam", "sgd"))
+    train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument("--weight-decay", type=float, default=0.01)
+    train.add_argument("--schedule", default="cosine", choices=("cosine", "constant"))
+    train.add_argument("--early-stopping", type=int, default=0, help="patience in epochs; 0: off")
+    train.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    train.add_argument("--run-dir", help="checkpoint folder (default runs/<name>); a rerun resumes")
+    train.add_argument("--seed", type=int, default=1)
+    return parser
+
+
+def _predict(args) -> int:
+    from PIL import Image
+
+    from .classifier import EmotionClassifier
+    from .detect import make_detector
+    from .imageio import ImageError, load_image
+    from .recognizer import EmotionRecognizer
+
+    detector = make_detector("yunet", args.detector) if args.detector else make_detector()
+    recognizer = EmotionRecognizer(EmotionClassifier.load(args.model), detector)
+    out_dir = Path(args.annotate) if args.annotate else None
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    report, failed = [], 0
+    for photo in args.photos:
+        try:
+            rgb = load_image(photo)
+        except ImageError as error:
+            print(f"error: {error}", file=sys.stderr)
+            failed += 1
+            continue
+        results = recognizer.analyze_rgb(rgb)
+        report.append({"file": photo, "faces": [r.to_dict() for r in results]})
+        if out_dir:
+            target = out_dir / f"{Path(photo).stem}-annotated.png"
+            Image.fromarray(recognizer.annotate(rgb, results)).save(target)
+        if not args.json:
+            print(f"{photo}: " + (f"{len(results)} face(s)" if results else "no face found"))
+            for r in results:
+                x, y, w, h = r.box
+                print(f"  {r.label:<9}{r.score:6.1%}  at x={x} y={y} w={w} h={h}")
+    if args.json:
+        print(json.dumps(report, indent=1))
+    return 1 if failed else 0
+
+
+def _evaluate(args) -> int:
+    from .classifier import EmotionClassifier
+    from .data import SPLITS, load_dataset
+    from .metrics import classification_report, format_report
+
+    if args.split not in SPLITS:
+        raise InputError(f"unknown split {args.split!r}; choose from {', '.join(SPLITS)}")
+    classifier = EmotionClassifier.load(args.model)
+    data = load_dataset(args.data).split(args.split)
+    if len(data) == 0:
+        raise InputError(f"{args.data} has no {args.split} faces")
+    report = classification_report(data.labels, classifier.predict_proba_batched(data.images))
+    report = {"model": classifier.name, "split": args.split, **report}
+    print(json.dumps(report, indent=1) if args.json
+          else f"model: {classifier.name}\nsplit: {args.split}\n" + format_report(report))
+    return 0
+
+
+def _train(args) -> int:
+    from .data import load_dataset
+    from .model import Augmentation
+    from .train import TrainConfig, train
+
+    config = TrainConfig(architecture=args.architecture, width=args.width, epochs=args.epochs,
+                         batch_size=args.batch_size, optimizer=args.optimizer,
+                         learning_rate=args.learning_rate, weight_decay=args.weight_decay,
+                         schedule=args.schedule, early_stopping=args.early_stopping,
+                         limit=args.limit, seed=args.seed,
+                         augmentation=Augmentation(False, 0, 0, 0, 0) if args.no_augment else Augmentation())
+    if args.epochs < 1:
+        raise InputError("--epochs must be at least 1")
+    data = load_dataset(args.data)
+
+    def report(event):
+        if event["kind"] == "epoch":
+            print(f"epoch {event['epoch']}/{event['epochs']}: loss {event['loss']:.4f} "
+                  f"acc {event['accuracy']:.4f} val_acc {event.get('val_accuracy', 0):.4f} "
+                  f"({event['seconds']:.0f} s, {event['images_per_second']:.0f} faces/s)", flush=True)
+
+    result = train(data, config, args.out, run_dir=args.run_dir, progress=report)
+    metrics = result.card["metrics"]
+    summary = ", ".join(f"{split} {m['accuracy']:.4f}" for split, m in metrics.items())
+    print(f"saved {result.model_path} (best epoch {result.card['training']['best_epoch']}; "
+          f"accuracy: {summary})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .classifier import ModelError
+    from .data import DatasetError
+
+    args = _parser().parse_args(argv)
+    _silence_native_logs()
+    handlers = {"predict": _predict, "evaluate": _evaluate, "train": _train}
+    try:
+        return handlers[args.command](args)
+    except (InputError, DatasetError, ModelError, ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,110 @@
+"""The CNN architectures, in backend-neutral Keras 3.
+
+Every model takes float grey faces of shape (N, 48, 48, 1) with raw 0..255
+values (it rescales them itself) and returns softmax probabilities (N, 7) in
+LABELS order. Augmentation layers sit at the front of the model, as in the
+keras.io examples: they act in ``fit`` and are the identity in inference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+from keras import layers
+
+from .labels import FACE_SIZE, LABELS
+
+ARCHITECTURES = ("small", "vgg", "resnet")
+
+
+@dataclass
+class Augmentation:
+    flip: bool = True
+    rotation: float = 10.0    # degrees, either way
+    shift: float = 0.1        # fraction of the side, either way
+    zoom: float = 0.1         # fraction, in or out
+    brightness: float = 0.2   # fraction of the 0..255 range, either way
+
+    def layers(self) -> list[layers.Layer]:
+        steps = []
+        if self.flip:
+            steps.append(layers.RandomFlip("horizontal"))
+        if self.rotation:
+            steps.append(layers.RandomRotation(self.rotation / 360.0, fill_mode="reflect"))
+        if self.shift:
+            steps.append(layers.RandomTranslation(self.shift, self.shift, fill_mode="reflect"))
+        if self.zoom:
+            steps.append(layers.RandomZoom(self.zoom, fill_mode="reflect"))
+        if self.brightness:
+            steps.append(layers.RandomBrightness(self.brightness, value_range=(0, 255)))
+        return steps
+
+
+def build_model(architecture: str = "vgg", augmentation: Augmentation | None = None,
+                dropout: float = 0.4, width: int = 32) -> keras.Model:
+    """A fresh, uncompiled model of the named architecture.
+
+    ``width`` is the channel count of the first stage; each later stage doubles it.
+    """
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {architecture!r}; choose from {ARCHITECTURES}")
+    inputs = keras.Input((FACE_SIZE, FACE_SIZE, 1), name="face")
+    x = inputs
+    for step in (augmentation or Augmentation(False, 0, 0, 0, 0)).layers():
+        x = step(x)
+    x = layers.Rescaling(1.0 / 255.0)(x)
+    body = {"small": _small, "vgg": _vgg, "resnet": _resnet}[architecture]
+    x = body(x, width, dropout)
+    outputs = layers.Dense(len(LABELS), activation="softmax", name="probs")(x)
+    return keras.Model(inputs, outputs, name=f"fer_{architecture}")
+
+
+def _conv_bn(x, filters: int, kernel: int = 3, strides: int = 1, activate: bool = True):
+    x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    return layers.Activation("relu")(x) if activate else x
+
+
+def _head(x, units: int, dropout: float):
+    x = layers.Flatten()(x)
+    x = layers.Dropout(dropout)(x)
+    x = layers.Dense(units, use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.Activation("relu")(x)
+    return layers.Dropout(dropout)(x)
+
+
+def _small(x, width: int, dropout: float):
+    """Three single-conv stages: fast to train, a few points less accurate."""
+    for stage in range(3):
+        x = _conv_bn(x, width * 2 ** stage)
+        x = layers.MaxPooling2D()(x)
+    return _head(x, 128, dropout / 2)
+
+
+def _vgg(x, width: int, dropout: float):
+    """Four stages of two 3x3 convolutions (48 -> 24 -> 12 -> 6 -> 3)."""
+    for stage in range(4):
+        x = _conv_bn(x, width * 2 ** stage)
+        x = _conv_bn(x, width * 2 ** stage)
+        x = layers.MaxPooling2D()(x)
+        x = layers.SpatialDropout2D(0.1 * stage)(x) if stage else x
+    return _head(x, 256, dropout)
+
+
+def _resnet(x, width: int, dropout: float):
+    """A small pre-activation-free ResNet: two basic blocks a stage, stride-2 between."""
+    x = _conv_bn(x, width)
+    for stage in range(4):
+        filters = width * 2 ** stage
+        for block in range(2):
+            strides = 2 if stage and block == 0 else 1
+            shortcut = x
+            y = _conv_bn(x, filters, strides=strides)
+            y = _conv_bn(y, filters, activate=False)
+            if strides != 1 or shortcut.shape[-1] != filters:
+                shortcut = _conv_bn(shortcut, filters, kernel=1, strides=strides, activate=False)
+            x = layers.Activation("relu")(layers.Add()([y, shortcut]))
+    x = layers.GlobalAveragePooling2D()(x)
+    return layers.Dropout(dropout)(x)

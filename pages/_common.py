@@ -1,0 +1,103 @@
+"""What the pages share: the cached model and recognizer, and problems shown as one line.
+
+Streamlit does not list this file as a page (its name starts with "_"); pages
+import it as ``from pages import _common`` (the app's folder is on ``sys.path``
+while a page runs).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import streamlit as st
+
+import emotion
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES_DIR = ROOT / "images"  # sample photos offered on the Image page
+PHOTO_TYPES = ("jpg", "jpeg", "png", "webp", "bmp")
+
+TRAIN_HINT = ("train one with `python -m emotion train --data fer2013.csv.gz "
+              "--out models/facemood-vgg.keras`, or set `FACEMOOD_MODEL` to a working .keras file")
+
+# One analysis at a time: OpenCV detectors keep per-call state and are shared by
+# every browser tab through st.cache_resource. (A local app; two cores at most.)
+ANALYSIS_LOCK = threading.Lock()
+
+
+def one_line(error: BaseException) -> str:
+    """An exception as a single line a user can read (no traceback)."""
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else type(error).__name__
+
+
+def model_key(path: str | Path | None = None) -> tuple[str, int, int]:
+    """What identifies a model file for the caches: its path, and its time and size,
+    so a retrained or replaced file is loaded again."""
+    path = Path(path) if path else emotion.default_model_path()
+    try:
+        stat = path.stat()
+    except OSError:
+        return str(path), 0, -1
+    return str(path.resolve()), stat.st_mtime_ns, stat.st_size
+
+
+@st.cache_resource(show_spinner="Loading the emotion model…", max_entries=4)
+def _classifier(key: tuple[str, int, int]) -> emotion.EmotionClassifier:
+    return emotion.EmotionClassifier.load(key[0])  # errors are raised, never cached
+
+
+def load_classifier() -> emotion.EmotionClassifier | None:
+    """The active model (cached), or None after showing why it cannot be used."""
+    try:
+        return _classifier(model_key())
+    except emotion.ModelError as error:
+        st.error(f"The emotion model cannot be used: {one_line(error)}. To fix this, {TRAIN_HINT}.",
+                 icon=":material/error:")
+    except Exception as error:  # noqa: BLE001 - never a traceback on the page
+        st.error(f"The emotion model could not be loaded ({type(error).__name__}: {one_line(error)}). "
+                 f"To fix this, {TRAIN_HINT}.", icon=":material/error:")
+    return None
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _recognizer(key: tuple[str, int, int], detector: str, detector_path: str,
+                min_face: float) -> emotion.EmotionRecognizer:
+    if detector == "yunet":
+        face_detector = emotion.make_detector("yunet", detector_path)
+    else:
+        face_detector = emotion.make_detector("haar", min_face=min_face)
+    return emotion.EmotionRecognizer(_classifier(key), face_detector)
+
+
+def load_recognizer(detector: str = "haar", detector_path: str = "", min_face: float = 0.03):
+    """``(recognizer, settings)`` for the active model and these detector settings, cached;
+    ``settings`` is a hashable key for caching results. ``(None, None)`` after an error is shown.
+
+    A YuNet file that cannot be used gives a warning and the built-in Haar detector.
+    """
+    if load_classifier() is None:
+        return None, None
+    key = model_key()
+    if detector == "yunet":
+        try:
+            return _recognizer(key, "yunet", detector_path, 0.0), (key, "yunet", detector_path)
+        except (OSError, ValueError, RuntimeError) as error:
+            st.warning(f"YuNet detector not used: {one_line(error)}. Using the built-in detector instead.",
+                       icon=":material/warning:")
+    try:
+        return _recognizer(key, "haar", "", min_face), (key, "haar", min_face)
+    except Exception as error:  # noqa: BLE001
+        st.error(f"The face detector could not be started: {one_line(error)}", icon=":material/error:")
+        return None, None
+
+
+def sample_photos() -> list[Path]:
+    """The photos in ``SAMPLES_DIR`` (possibly none), by name."""
+    try:
+        return sorted((p for p in SAMPLES_DIR.iterdir()
+                       if p.is_file() and p.suffix.lower().lstrip(".") in PHOTO_TYPES),
+                      key=lambda p: p.name.lower())
+    except OSError:
+        return []

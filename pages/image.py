@@ -1,0 +1,159 @@
+"""Image: upload photos (or pick a sample), see every face boxed with its emotion, download the results."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+from PIL import Image
+
+import emotion
+from emotion import LABELS
+from emotion.annotate import EMOTION_COLORS
+from pages import _common
+
+HEX_COLORS = ["#%02x%02x%02x" % EMOTION_COLORS[label] for label in LABELS]
+
+
+# --- what the page shows, as plain functions (tested directly too) -------------------
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def analyze_photo(data: bytes, name: str, settings: tuple, _recognizer) -> tuple[list, bytes]:
+    """Faces found in a photo's bytes and the annotated photo as PNG, cached per photo and settings.
+
+    Raises ``emotion.ImageError`` (one line for the user) for a file that is not a usable image.
+    """
+    rgb = emotion.load_image(data, name=name)
+    with _common.ANALYSIS_LOCK:
+        results = _recognizer.analyze_rgb(rgb)
+    buffer = io.BytesIO()
+    Image.fromarray(_recognizer.annotate(rgb, results)).save(buffer, "PNG")
+    return results, buffer.getvalue()
+
+
+def results_frame(results) -> pd.DataFrame:
+    """One row per face: face number (left to right), label, score, box, the seven probabilities."""
+    rows = [{"face": i, "label": r.label, "score": round(r.score, 4),
+             "x": r.box[0], "y": r.box[1], "w": r.box[2], "h": r.box[3],
+             **{label: round(r.probs[label], 4) for label in LABELS}}
+            for i, r in enumerate(results, start=1)]
+    return pd.DataFrame(rows, columns=["face", "label", "score", "x", "y", "w", "h", *LABELS])
+
+
+def results_json(name: str, results) -> str:
+    return json.dumps({"file": name, "faces": [r.to_dict() for r in results]}, indent=2)
+
+
+def probability_chart(number: int, result) -> alt.Chart:
+    frame = pd.DataFrame({"emotion": list(LABELS), "probability": [result.probs[label] for label in LABELS]})
+    return alt.Chart(frame, title=f"Face {number}: {result.label} {result.score:.0%}", height=200).mark_bar().encode(
+        x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title=None),
+        y=alt.Y("emotion:N", sort=list(LABELS), title=None),
+        color=alt.Color("emotion:N", scale=alt.Scale(domain=list(LABELS), range=HEX_COLORS), legend=None),
+        tooltip=["emotion", alt.Tooltip("probability:Q", format=".1%")],
+    )
+
+
+def show_photo(index: int, name: str, data: bytes, recognizer, settings: tuple):
+    """Analyse one photo and show it; the results, or None if it could not be used."""
+    st.subheader(name)
+    try:
+        results, png = analyze_photo(data, name, settings, recognizer)
+    except emotion.ImageError as error:
+        st.error(str(error), icon=":material/broken_image:")
+        return None
+    except Exception as error:  # noqa: BLE001 - one line, never a traceback
+        st.error(f"{name} could not be analysed: {_common.one_line(error)}", icon=":material/error:")
+        return None
+
+    if not results:
+        st.image(png, caption=name)
+        st.info(f"No face found in {name}. Faces that are small, turned away or partly hidden can be "
+                "missed: try a closer photo, a smaller minimum face size, or the YuNet detector.",
+                icon=":material/info:")
+        return results
+
+    picture, details = st.columns([3, 2])
+    picture.image(png, caption=f"{name}: {len(results)} face{'s' if len(results) != 1 else ''}")
+    frame = results_frame(results)
+    details.dataframe(frame, hide_index=True, column_config={
+        "score": st.column_config.NumberColumn(format="percent"),
+        **{label: st.column_config.NumberColumn(format="percent") for label in LABELS}})
+    details.caption("Faces are numbered left to right; the box is x, y, width, height in pixels.")
+    stem = Path(name).stem or "photo"
+    buttons = details.columns(3)
+    buttons[0].download_button("Annotated PNG", png, f"{stem}-facemood.png", "image/png",
+                               key=f"png-{index}", on_click="ignore", icon=":material/download:")
+    buttons[1].download_button("Results CSV", frame.to_csv(index=False), f"{stem}-facemood.csv", "text/csv",
+                               key=f"csv-{index}", on_click="ignore", icon=":material/download:")
+    buttons[2].download_button("Results JSON", results_json(name, results), f"{stem}-facemood.json",
+                               "application/json", key=f"json-{index}", on_click="ignore",
+                               icon=":material/download:")
+
+    per_row = 4
+    for start in range(0, len(results), per_row):
+        columns = st.columns(per_row)
+        for offset, result in enumerate(results[start:start + per_row]):
+            columns[offset].altair_chart(probability_chart(start + offset + 1, result), width="stretch")
+    return results
+
+
+# --- the page ---------------------------------------------------------------------------
+
+st.title("Emotions in photos")
+st.caption("Photos are analysed on this computer; nothing is uploaded anywhere.")
+
+with st.sidebar:
+    st.header("Face detection")
+    detector_choice = st.radio("Face detector", ["Built-in (Haar cascade)", "YuNet (your .onnx file)"],
+                               key="detector", help="YuNet finds small, turned and partly hidden faces "
+                               "better; it needs a face_detection_yunet .onnx file from OpenCV's model zoo.")
+    use_yunet = detector_choice.startswith("YuNet")
+    yunet_path = ""
+    if use_yunet:
+        yunet_path = st.text_input("Path of the YuNet .onnx file", key="yunet_path",
+                                   placeholder="/path/to/face_detection_yunet_2023mar.onnx")
+        yunet_path = str(Path(yunet_path.strip().strip("\"'")).expanduser()) if yunet_path.strip() else ""
+    min_face = st.slider("Smallest face (% of the photo's shorter side)", 1, 20, 3, key="min_face",
+                         disabled=use_yunet, help="Smaller finds smaller faces, more slowly and with "
+                         "more false alarms. (Built-in detector only.)")
+
+if use_yunet and not yunet_path:
+    st.sidebar.info("Enter the path of a YuNet .onnx file; the built-in detector is used meanwhile.")
+recognizer, settings = _common.load_recognizer("yunet" if yunet_path else "haar", yunet_path, min_face / 100)
+
+uploads = st.file_uploader("Photos", type=list(_common.PHOTO_TYPES), accept_multiple_files=True,
+                           key="photos", help="JPEG, PNG, WebP or BMP; several at once if you like.")
+samples = _common.sample_photos()
+if samples:
+    sample = st.selectbox("Try a sample photo", [p.name for p in samples], index=None, key="sample",
+                          placeholder="Choose a sample photo")
+else:
+    sample = None
+    st.caption(f"No sample photos yet (add some to `{_common.SAMPLES_DIR.name}/` to list them here).")
+
+photos: list[tuple[str, bytes]] = [(upload.name, upload.getvalue()) for upload in uploads or []]
+if sample:
+    try:
+        photos.append((sample, (_common.SAMPLES_DIR / sample).read_bytes()))
+    except OSError as error:
+        st.error(f"{sample} cannot be read: {_common.one_line(error)}")
+
+analysed: list[tuple[str, list]] = []  # (file name, [FaceResult, ...]) for every photo that could be used
+if recognizer is not None:
+    if not photos:
+        st.info("Upload photos or choose a sample to see the emotions on every face.", icon=":material/photo:")
+    for index, (name, data) in enumerate(photos):
+        with st.container(border=True):
+            results = show_photo(index, name, data, recognizer, settings)
+        if results is not None:
+            analysed.append((name, results))
+
+# --- spoken announcements -------------------------------------------------------------
+# A later change reads `analysed` aloud here with emotion.speech (e.g. "two faces: happy
+# and calm"); nothing is spoken yet.

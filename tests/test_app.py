@@ -1,0 +1,245 @@
+"""The Streamlit app, driven through streamlit.testing's AppTest with real photos and a real model.
+
+The pages run as a user sees them: app.py with st.navigation, then switch_page to
+the Image page, photos given to its file uploader. TensorFlow is slow to start
+here, hence the long timeouts; the model is cached across tests (st.cache_resource).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "app.py"
+FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces"
+SHIPPED_MODEL = ROOT / "models" / "facemood-vgg.keras"
+DEV_MODEL = Path("/tmp/smoke/m.keras")  # a small real model, used until the shipped one exists
+TIMEOUT = 180
+LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+if str(ROOT) not in sys.path:  # `from pages import _common`, as the pages themselves do
+    sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(autouse=True)
+def app_model(monkeypatch) -> Path:
+    """The model the app uses: the shipped one, or the development model while it is missing."""
+    if SHIPPED_MODEL.is_file():
+        monkeypatch.delenv("FACEMOOD_MODEL", raising=False)
+        return SHIPPED_MODEL
+    if not DEV_MODEL.is_file():
+        pytest.fail(f"no model to test with: neither {SHIPPED_MODEL} nor {DEV_MODEL} exists "
+                    "(train one with python -m emotion train)", pytrace=False)
+    monkeypatch.setenv("FACEMOOD_MODEL", str(DEV_MODEL))
+    return DEV_MODEL
+
+
+def photo(name: str) -> Path:
+    path = FACES / name
+    if not path.is_file():
+        pytest.fail(f"test photo missing: {path} (the shared data belongs at ../shared/data)", pytrace=False)
+    return path
+
+
+def upload(name: str) -> tuple[str, bytes, str]:
+    return name, photo(name).read_bytes(), "image/jpeg"
+
+
+def home() -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def image_page() -> AppTest:
+    at = home()
+    at.switch_page("pages/image.py").run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Emotions in photos"
+    return at
+
+
+def analysed(at: AppTest, files: list[tuple[str, bytes, str]]) -> AppTest:
+    at.file_uploader(key="photos").set_value(files).run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.fixture
+def media(monkeypatch) -> dict[str, bytes]:
+    """Every file the app hands to Streamlit's media store (images, downloads), by file id.
+
+    AppTest keeps its media store only while a script runs, so record what goes in."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    stored: dict[str, bytes] = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def load_and_get_id(self, path_or_data, *args, **kwargs):
+        file_id = original(self, path_or_data, *args, **kwargs)
+        if isinstance(path_or_data, bytes):
+            stored[file_id] = path_or_data
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", load_and_get_id)
+    return stored
+
+
+def downloads(at: AppTest, media: dict[str, bytes], label: str) -> list[bytes]:
+    """The content of every download button with this label."""
+    return [media[button.proto.url.rsplit("/", 1)[-1].split(".")[0]]
+            for button in at.get("download_button") if button.label == label]
+
+
+def charts(at: AppTest) -> list:
+    return at.get("vega_lite_chart")
+
+
+# --- Home ---------------------------------------------------------------------------
+
+
+def test_home_shows_the_model_card(app_model):
+    at = home()
+    card = json.loads(app_model.with_suffix(".json").read_text())
+    assert not at.error and not at.warning
+    assert any(card["name"] in h.value for h in at.header)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Architecture"] == card["architecture"]
+    assert metrics["Training faces"] == f"{card['data']['train_faces']:,}"
+    assert metrics["File size"] == f"{card['file_size_bytes'] / 1e6:.1f} MB"
+    for split in ("PublicTest", "PrivateTest"):
+        assert metrics[f"{split} accuracy"] == f"{card['metrics'][split]['accuracy']:.1%}"
+        assert metrics[f"{split} macro-F1"] == f"{card['metrics'][split]['macro_f1']:.1%}"
+    recall, confusion = (table.value for table in at.dataframe)
+    assert list(recall.index) == list(LABELS)
+    assert recall["PrivateTest"].tolist() == [card["metrics"]["PrivateTest"]["recall"][k] for k in LABELS]
+    assert confusion.values.tolist() == card["metrics"]["PrivateTest"]["confusion_matrix"]
+    assert any(card["data"]["source"] in m.value for m in at.markdown)
+
+
+# --- Image --------------------------------------------------------------------------
+
+
+def test_uploaded_photos_show_faces_tables_charts_and_downloads(media):
+    at = analysed(image_page(), [upload("deepface_couple.jpg"), upload("fer_justin.jpg")])
+    assert not at.error and not at.info and not at.warning
+    assert [s.value for s in at.subheader] == ["deepface_couple.jpg", "fer_justin.jpg"]
+    assert len(at.image) == 2  # the two annotated photos
+    tables = [t.value for t in at.dataframe]
+    assert [len(t) for t in tables] == [2, 1]
+    assert list(tables[0].columns) == ["face", "label", "score", "x", "y", "w", "h", *LABELS]
+    assert tables[0]["face"].tolist() == [1, 2]
+    assert set(tables[0]["label"]) <= set(LABELS)
+    assert len(charts(at)) == 3  # one per face
+
+    pngs = downloads(at, media, "Annotated PNG")
+    assert len(pngs) == 2
+    with Image.open(io.BytesIO(pngs[0])) as annotated, Image.open(photo("deepface_couple.jpg")) as original:
+        assert annotated.format == "PNG" and annotated.size == original.size
+
+    couple = json.loads(downloads(at, media, "Results JSON")[0])
+    assert couple["file"] == "deepface_couple.jpg"
+    assert len(couple["faces"]) == 2
+    for face in couple["faces"]:
+        assert set(face) == {"box", "label", "score", "probs"}
+        assert len(face["box"]) == 4 and all(isinstance(v, int) for v in face["box"])
+        assert list(face["probs"]) == list(LABELS)
+        assert face["label"] == max(face["probs"], key=face["probs"].get)
+        assert abs(sum(face["probs"].values()) - 1) < 0.01
+    assert [f["box"] for f in couple["faces"]] == tables[0][["x", "y", "w", "h"]].values.tolist()
+
+    rows = list(csv.DictReader(io.StringIO(downloads(at, media, "Results CSV")[1].decode())))
+    assert len(rows) == 1 and rows[0]["label"] == tables[1]["label"][0]
+
+
+def test_bad_files_give_one_line_errors_and_the_good_photo_still_shows(tmp_path):
+    at = analysed(image_page(), [("notes.jpg", b"this is a text file, not a photo\n", "image/jpeg"),
+                                 ("empty.png", b"", "image/png"),
+                                 upload("fer_justin.jpg")])
+    errors = [e.value for e in at.error]
+    assert len(errors) == 2
+    assert "notes.jpg" in errors[0] and "not an image" in errors[0]
+    assert "empty.png" in errors[1] and "empty" in errors[1]
+    assert all("\n" not in e and "Traceback" not in e for e in errors)
+    assert [len(t.value) for t in at.dataframe] == [1]
+
+
+def test_photo_without_faces_is_an_info_not_an_error():
+    at = analysed(image_page(), [upload("NEG_fer_no-faces.jpg")])
+    assert not at.error
+    assert any("No face found in NEG_fer_no-faces.jpg" in i.value for i in at.info)
+    assert len(at.image) == 1 and not at.dataframe and not at.get("download_button")
+
+
+def test_sample_photos_from_the_images_folder(tmp_path, monkeypatch):
+    from pages import _common
+
+    monkeypatch.setattr(_common, "SAMPLES_DIR", tmp_path)
+    at = image_page()
+    assert not at.selectbox and any("No sample photos yet" in c.value for c in at.caption)
+
+    shutil.copy(photo("fer_justin.jpg"), tmp_path / "justin.jpg")
+    (tmp_path / "readme.txt").write_text("not listed")
+    at.run()
+    assert at.selectbox(key="sample").options == ["justin.jpg"]
+    at.selectbox(key="sample").set_value("justin.jpg").run()
+    assert not at.exception and not at.error
+    assert [s.value for s in at.subheader] == ["justin.jpg"]
+    assert [len(t.value) for t in at.dataframe] == [1]
+
+
+def test_a_bad_yunet_file_warns_and_falls_back_to_the_built_in_detector(tmp_path):
+    at = image_page()
+    at.radio(key="detector").set_value("YuNet (your .onnx file)").run()
+    assert any("Enter the path" in i.value for i in at.sidebar.info)
+    (tmp_path / "junk.onnx").write_bytes(b"\x00not an onnx model" * 10)
+    at.text_input(key="yunet_path").set_value(str(tmp_path / "junk.onnx")).run()
+    analysed(at, [upload("fer_justin.jpg")])
+    assert any("junk.onnx" in w.value and "built-in" in w.value for w in at.warning)
+    assert not at.error and [len(t.value) for t in at.dataframe] == [1]
+
+
+# --- a model that cannot be used ----------------------------------------------------
+
+
+def junk_model(tmp_path: Path) -> Path:
+    path = tmp_path / "junk.keras"
+    path.write_bytes(b"\x89 these bytes are not a Keras model \x00" * 100)
+    return path
+
+
+def zip_but_not_a_model(tmp_path: Path) -> Path:
+    path = tmp_path / "broken.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", "{ not json")
+    return path
+
+
+@pytest.mark.parametrize("make_model, says", [
+    (lambda tmp: tmp / "missing.keras", "not found"),
+    (junk_model, "not a Keras model file"),
+    (zip_but_not_a_model, "could not be loaded"),
+], ids=["missing", "junk", "damaged-zip"])
+def test_an_unusable_model_is_a_clear_error_on_every_page(tmp_path, monkeypatch, make_model, says):
+    monkeypatch.setenv("FACEMOOD_MODEL", str(make_model(tmp_path)))
+    at = home()
+    assert len(at.error) == 1
+    message = at.error[0].value
+    assert says in message and "python -m emotion train" in message and "\n" not in message
+    assert not at.metric
+
+    at.switch_page("pages/image.py").run()
+    assert not at.exception, at.exception
+    assert len(at.error) == 1 and says in at.error[0].value
+    analysed(at, [upload("fer_justin.jpg")])
+    assert len(at.error) == 1 and not at.dataframe

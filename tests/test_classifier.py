@@ -1,0 +1,82 @@
+"""The shipped model: its card, its accuracy on real FER2013 faces, and bad model files."""
+
+import json
+import shutil
+
+import keras
+import numpy as np
+import pytest
+
+from emotion import LABELS, EmotionClassifier, ModelError
+from emotion.classifier import DEFAULT_MODEL, card_path
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    return EmotionClassifier.load()
+
+
+def test_predict_proba_shapes_and_sums(classifier, fer2013):
+    faces = fer2013.split("PrivateTest").images[:5]
+    probs = classifier.predict_proba(faces)
+    assert probs.shape == (5, 7) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+    assert classifier.predict_proba(faces[0]).shape == (1, 7)
+    assert classifier.predict_proba(np.zeros((0, 48, 48), np.uint8)).shape == (0, 7)
+    # One batch or face by face: the same numbers.
+    one_by_one = np.concatenate([classifier.predict_proba(f[None]) for f in faces])
+    np.testing.assert_allclose(probs, one_by_one, atol=1e-5)
+    with pytest.raises(ValueError, match="shape"):
+        classifier.predict_proba(np.zeros((2, 64, 64), np.uint8))
+
+
+def test_well_above_chance_on_a_private_test_sample(classifier, fer2013):
+    test = fer2013.split("PrivateTest")
+    picks = np.random.default_rng(0).choice(len(test), 800, replace=False)
+    predicted = classifier.predict(test.images[picks])
+    accuracy = float((predicted == test.labels[picks]).mean())
+    # Chance is 1/7 and always saying "happy" scores 24.5 %.
+    assert accuracy > 0.55, accuracy
+
+
+def test_shipped_model_card_meets_the_bar():
+    if not DEFAULT_MODEL.is_file():
+        pytest.fail(f"the shipped model {DEFAULT_MODEL} is missing")
+    card = json.loads(card_path(DEFAULT_MODEL).read_text())
+    assert card["labels"] == list(LABELS)
+    assert card["metrics"]["PrivateTest"]["accuracy"] >= 0.66
+    assert card["metrics"]["PrivateTest"]["n"] == 3589
+    assert card["data"]["source"] == "fer2013.csv.gz" and card["data"]["train_faces"] == 28709
+    assert card["file_size_bytes"] == DEFAULT_MODEL.stat().st_size <= 20 * 2 ** 20
+    assert np.array(card["metrics"]["PrivateTest"]["confusion_matrix"]).sum() == 3589
+    assert set(card["metrics"]["PrivateTest"]["recall"]) == set(LABELS)
+    assert card["training"]["history"] and card["parameters"] > 0
+
+
+def test_missing_and_damaged_model_files(tmp_path):
+    with pytest.raises(ModelError, match="not found"):
+        EmotionClassifier.load(tmp_path / "none.keras")
+    junk = tmp_path / "junk.keras"
+    junk.write_bytes(b"\x00garbage" * 100)
+    with pytest.raises(ModelError, match="not a Keras model file"):
+        EmotionClassifier.load(junk)
+    source = EmotionClassifier.load().path
+    cut = tmp_path / "cut.keras"
+    cut.write_bytes(source.read_bytes()[: source.stat().st_size // 2])
+    with pytest.raises(ModelError):
+        EmotionClassifier.load(cut)
+
+
+def test_a_model_of_the_wrong_shape_is_refused(tmp_path):
+    inputs = keras.Input((32, 32, 3))
+    model = keras.Model(inputs, keras.layers.Dense(5)(keras.layers.Flatten()(inputs)))
+    model.save(tmp_path / "other.keras")
+    with pytest.raises(ModelError, match="expected 48x48x1 faces, 7 emotions"):
+        EmotionClassifier.load(tmp_path / "other.keras")
+
+
+def test_a_copied_model_loads_without_its_card(tmp_path):
+    source = EmotionClassifier.load().path
+    shutil.copy(source, tmp_path / "copy.keras")
+    copy = EmotionClassifier.load(tmp_path / "copy.keras")
+    assert copy.card == {} and copy.name == "copy"
