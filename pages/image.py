@@ -14,7 +14,7 @@ from PIL import Image
 import emotion
 from emotion import LABELS
 from emotion.annotate import EMOTION_COLORS
-from pages import _common
+from pages import _common, _voice
 
 HEX_COLORS = ["#%02x%02x%02x" % EMOTION_COLORS[label] for label in LABELS]
 
@@ -155,5 +155,10 @@ if recognizer is not None:
             analysed.append((name, results))
 
 # --- spoken announcements -------------------------------------------------------------
-# A later change reads `analysed` aloud here with emotion.speech (e.g. "two faces: happy
-# and calm"); nothing is spoken yet.
+# Speak once per new set of photos (not on every rerun): the faces of the newest photo.
+voice = _voice.voice_settings()
+spoken_for = tuple((name, tuple(r.label for r in results)) for name, results in analysed)
+if voice.enabled and analysed and spoken_for != st.session_state.get("voice_spoken_for"):
+    st.session_state.voice_spoken_for = spoken_for
+    _voice.say([r.label for r in analysed[-1][1]], voice)
+_voice.player(voice)
