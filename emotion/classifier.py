@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -13,11 +14,57 @@ from .labels import FACE_SIZE, LABELS
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL = MODELS_DIR / "facemood-vgg.keras"
+ACTIVE_FILE = "active.json"  # in the models folder: {"model": "<file>.keras"}, set by the app
+
+
+def models_dir() -> Path:
+    """The folder of trained models: $FACEMOOD_MODELS_DIR, or ``models/`` in the project."""
+    return Path(os.environ.get("FACEMOOD_MODELS_DIR") or MODELS_DIR)
+
+
+def active_model_path() -> Path | None:
+    """The model chosen in the app (``active.json`` in :func:`models_dir`), if it still exists."""
+    folder = models_dir()
+    try:
+        chosen = json.loads((folder / ACTIVE_FILE).read_text()).get("model")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(chosen, str) or not chosen:
+        return None
+    path = folder / chosen  # an absolute path stays absolute
+    return path if path.is_file() else None
+
+
+def set_active_model(path: str | Path | None) -> Path:
+    """Make ``path`` the model the app uses (None: back to the shipped default).
+
+    Written atomically to ``active.json`` in :func:`models_dir`; ``$FACEMOOD_MODEL``
+    still wins over this choice.
+    """
+    folder = models_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / ACTIVE_FILE
+    if path is None:
+        target.unlink(missing_ok=True)
+        return DEFAULT_MODEL
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path}")
+    name = path.name if path.parent == folder.resolve() else str(path)
+    handle, temp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=f"-{ACTIVE_FILE}")
+    with os.fdopen(handle, "w") as file:
+        file.write(json.dumps({"model": name}) + "\n")
+    os.chmod(temp, 0o644)
+    os.replace(temp, target)
+    return path
 
 
 def default_model_path() -> Path:
-    """The model the app and CLI use unless told otherwise: $FACEMOOD_MODEL or the shipped one."""
-    return Path(os.environ.get("FACEMOOD_MODEL") or DEFAULT_MODEL)
+    """The model the app and CLI use unless told otherwise: $FACEMOOD_MODEL, else the
+    model chosen in the app (:func:`set_active_model`), else the shipped one."""
+    if os.environ.get("FACEMOOD_MODEL"):
+        return Path(os.environ["FACEMOOD_MODEL"])
+    return active_model_path() or DEFAULT_MODEL
 
 
 class ModelError(RuntimeError):
@@ -42,7 +89,10 @@ def compiled_forward(model):
         import tensorflow as tf
 
         spec = tf.TensorSpec((None, FACE_SIZE, FACE_SIZE, 1), tf.float32)
-        forward = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+        @tf.function(input_signature=[spec], autograph=False)  # a plain call: nothing to convert
+        def forward(x):
+            return model(x, training=False)
+
         return lambda x: forward(x).numpy()
     if backend == "jax":
         import jax
@@ -96,8 +146,12 @@ class EmotionClassifier:
     def name(self) -> str:
         return self.card.get("name") or (self.path.stem if self.path else self.model.name)
 
-    def predict_proba(self, faces: np.ndarray) -> np.ndarray:
-        """uint8 grey faces (N, 48, 48) -> float32 probabilities (N, 7) in LABELS order."""
+    def predict_proba(self, faces: np.ndarray, flip_average: bool | None = None) -> np.ndarray:
+        """uint8 grey faces (N, 48, 48) -> float32 probabilities (N, 7) in LABELS order.
+
+        ``flip_average`` overrides the model's own choice for this call (live video
+        turns it off: half the work, and the smoothing over frames does the rest).
+        """
         faces = np.asarray(faces)
         if faces.ndim == 2:
             faces = faces[None]
@@ -106,7 +160,7 @@ class EmotionClassifier:
         if len(faces) == 0:
             return np.zeros((0, len(LABELS)), np.float32)
         x = faces.astype(np.float32)[..., None]
-        if not self.flip_average:
+        if not (self.flip_average if flip_average is None else flip_average):
             return self._forward(x).astype(np.float32)
         probs = self._forward(np.concatenate([x, x[:, :, ::-1]]))
         return ((probs[: len(x)] + probs[len(x):]) / 2).astype(np.float32)

@@ -11,8 +11,17 @@ import threading
 from pathlib import Path
 
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
 import emotion
+
+# Streamlit starts in its old "pages/ folder" mode, where a first visit to a deep
+# link (/image) runs that page file alone, app.py and its st.navigation never run,
+# and every file in pages/ is listed as a page. Only app.py's st.navigation ends
+# that mode; end it here and rerun, so the visit goes through app.py.
+if PagesManager.uses_pages_directory:
+    PagesManager.uses_pages_directory = False
+    st.rerun()
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES_DIR = ROOT / "images"  # sample photos offered on the Image page

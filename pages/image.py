@@ -84,7 +84,7 @@ def show_photo(index: int, name: str, data: bytes, recognizer, settings: tuple):
     details.dataframe(frame, hide_index=True, column_config={
         "score": st.column_config.NumberColumn(format="percent"),
         **{label: st.column_config.NumberColumn(format="percent") for label in LABELS}})
-    details.caption("Faces are numbered left to right; the box is x, y, width, height in pixels.")
+    details.caption("Faces are numbered row by row, left to right; the box is x, y, width, height in pixels.")
     stem = Path(name).stem or "photo"
     buttons = details.columns(3)
     buttons[0].download_button("Annotated PNG", png, f"{stem}-facemood.png", "image/png",

@@ -39,3 +39,33 @@ def fer2013():
     from emotion.data import load_dataset
 
     return load_dataset(require(FER2013_CSV))
+
+
+@pytest.fixture(scope="session")
+def fer2013_slice(fer2013, tmp_path_factory) -> Path:
+    """A small FER2013 CSV for quick training runs: the first 256 Training, 64 PublicTest
+    and 64 PrivateTest faces of the real dataset."""
+    path = tmp_path_factory.mktemp("fer2013-slice") / "fer2013-slice.csv"
+    rows = []
+    for split, count in (("Training", 256), ("PublicTest", 64), ("PrivateTest", 64)):
+        part = fer2013.split(split).head(count)
+        rows += [f"{label},{' '.join(map(str, image.ravel()))},{split}"
+                 for image, label in zip(part.images, part.labels)]
+    path.write_text("emotion,pixels,Usage\n" + "\n".join(rows) + "\n")
+    return path
+
+
+SHIPPED_MODEL = ROOT / "models" / "facemood-vgg.keras"
+
+
+@pytest.fixture(scope="session")
+def test_model() -> Path:
+    """The shipped model, which the tests use as the app does."""
+    return require(SHIPPED_MODEL)
+
+
+@pytest.fixture
+def app_model(test_model, monkeypatch) -> Path:
+    """The app runs with the shipped model: no $FACEMOOD_MODEL from the caller's shell."""
+    monkeypatch.delenv("FACEMOOD_MODEL", raising=False)
+    return test_model

@@ -22,8 +22,6 @@ from streamlit.testing.v1 import AppTest
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"
 FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces"
-SHIPPED_MODEL = ROOT / "models" / "facemood-vgg.keras"
-DEV_MODEL = Path("/tmp/smoke/m.keras")  # a small real model, used until the shipped one exists
 TIMEOUT = 180
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
@@ -32,16 +30,9 @@ if str(ROOT) not in sys.path:  # `from pages import _common`, as the pages thems
 
 
 @pytest.fixture(autouse=True)
-def app_model(monkeypatch) -> Path:
-    """The model the app uses: the shipped one, or the development model while it is missing."""
-    if SHIPPED_MODEL.is_file():
-        monkeypatch.delenv("FACEMOOD_MODEL", raising=False)
-        return SHIPPED_MODEL
-    if not DEV_MODEL.is_file():
-        pytest.fail(f"no model to test with: neither {SHIPPED_MODEL} nor {DEV_MODEL} exists "
-                    "(train one with python -m emotion train)", pytrace=False)
-    monkeypatch.setenv("FACEMOOD_MODEL", str(DEV_MODEL))
-    return DEV_MODEL
+def app_model(app_model) -> Path:
+    """Every test here runs the app with the test model (conftest's app_model)."""
+    return app_model
 
 
 def photo(name: str) -> Path:
@@ -186,7 +177,8 @@ def test_sample_photos_from_the_images_folder(tmp_path, monkeypatch):
 
     monkeypatch.setattr(_common, "SAMPLES_DIR", tmp_path)
     at = image_page()
-    assert not at.selectbox and any("No sample photos yet" in c.value for c in at.caption)
+    assert not [s for s in at.selectbox if s.key == "sample"]
+    assert any("No sample photos yet" in c.value for c in at.caption)
 
     shutil.copy(photo("fer_justin.jpg"), tmp_path / "justin.jpg")
     (tmp_path / "readme.txt").write_text("not listed")
