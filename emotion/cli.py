@@ -139,17 +139,17 @@ def _train(args) -> int:
         raise InputError("--epochs must be at least 1")
     data = load_dataset(args.data)
 
-    def report(event):
-        if event["kind"] == "epoch":
-            print(f"epoch {event['epoch']}/{event['epochs']}: loss {event['loss']:.4f} "
-                  f"acc {event['accuracy']:.4f} val_acc {event.get('val_accuracy', 0):.4f} "
-                  f"({event['seconds']:.0f} s, {event['images_per_second']:.0f} faces/s)", flush=True)
+    from .jobs import TerminalBar
+    from .plots import save_training_figures
 
-    result = train(data, config, args.out, run_dir=args.run_dir, progress=report)
+    # A progress bar on a terminal; one line per epoch either way.
+    result = train(data, config, args.out, run_dir=args.run_dir, progress=TerminalBar(sys.stdout))
     metrics = result.card["metrics"]
     summary = ", ".join(f"{split} {m['accuracy']:.4f}" for split, m in metrics.items())
     print(f"saved {result.model_path} (best epoch {result.card['training']['best_epoch']}; "
           f"accuracy: {summary})")
+    for figure in save_training_figures(result.model_path, result.card):
+        print(f"wrote {figure}")
     return 0
 
 

@@ -5,7 +5,8 @@ Two layouts are read, the two forms FER2013 is downloaded in:
 * the Kaggle CSV (``emotion,pixels,Usage``; plain or ``.gz``), one face a row,
   ``pixels`` being 2304 space-separated grey levels of a 48x48 image;
 * image folders ``ROOT/train/<label>/*.png`` and ``ROOT/test/<label>/*.png``
-  (or ``ROOT/<label>/*`` for a single, unsplit set).
+  (or ``ROOT/<label>/*`` for a single, unsplit set). Pictures larger than 48x48
+  (photos a user sorted by emotion) are cut down to their largest detected face.
 
 Either way the result is a :class:`Dataset` of uint8 faces (N, 48, 48), int64
 labels (N,) in :data:`emotion.LABELS` order and the split each face belongs to.
@@ -27,6 +28,15 @@ FOLDER_SPLITS = {"train": "Training", "val": "PublicTest", "validation": "Public
                  "test": "PrivateTest"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".pgm"}
 CSV_COLUMNS = ("emotion", "pixels")
+# Where FER2013 lives beside the project (see README: Data); $FACEMOOD_DATA overrides.
+DEFAULT_DATASET = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "fer2013" / "fer2013.csv.gz"
+
+
+def default_dataset_path() -> Path:
+    """The FER2013 file the app offers first: $FACEMOOD_DATA, or ``../shared/data/fer2013``."""
+    import os
+
+    return Path(os.environ.get("FACEMOOD_DATA") or DEFAULT_DATASET)
 
 
 class DatasetError(ValueError):
@@ -143,6 +153,21 @@ def _parse_pixels(column, name: str) -> np.ndarray:
     return numbers.astype(np.uint8).reshape(-1, FACE_SIZE, FACE_SIZE)
 
 
+def face_crop(grey: np.ndarray, detector=None) -> np.ndarray:
+    """A uint8 48x48 face from a grey image: the largest face ``detector`` finds in a
+    picture larger than 48x48 (a photo, not a FER2013-style crop), else the whole image."""
+    import cv2
+
+    if detector is not None and max(grey.shape) > FACE_SIZE:
+        boxes = detector.detect(grey)
+        if len(boxes):
+            x, y, w, h = (int(v) for v in boxes[0])  # largest first
+            grey = grey[max(y, 0):y + h, max(x, 0):x + w]
+    if grey.shape == (FACE_SIZE, FACE_SIZE):
+        return grey
+    return cv2.resize(grey, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA)
+
+
 def load_image_folders(root: str | Path) -> Dataset:
     """Read ``root/<split>/<label>/*`` or ``root/<label>/*`` into a Dataset."""
     import cv2
@@ -154,6 +179,7 @@ def load_image_folders(root: str | Path) -> Dataset:
         split_dirs = {"Training": root}
 
     images, labels, usage = [], [], []
+    detector = None  # made on the first photo larger than a face crop
     for split, folder in split_dirs.items():
         for label_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
             label = label_dir.name.strip().lower()
@@ -167,7 +193,11 @@ def load_image_folders(root: str | Path) -> Dataset:
                 if grey is None:
                     raise DatasetError(f"{file.relative_to(root)} is not a readable image")
                 if grey.shape != (FACE_SIZE, FACE_SIZE):
-                    grey = cv2.resize(grey, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA)
+                    if detector is None and max(grey.shape) > FACE_SIZE:
+                        from .detect import HaarDetector
+
+                        detector = HaarDetector()
+                    grey = face_crop(grey, detector)
                 images.append(grey)
                 labels.append(LABELS.index(label))
                 usage.append(split)

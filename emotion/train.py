@@ -71,7 +71,7 @@ class TrainResult:
     stopped_early: bool
 
 
-# progress(event) gets dicts: {"kind": "batch"|"epoch"|"done", ...}
+# progress(event) gets dicts: {"kind": "batch"|"epoch"|"evaluate"|"done", ...}
 Progress = Callable[[dict], None]
 
 
@@ -237,6 +237,9 @@ def train(data: Dataset, config: TrainConfig, out_path: str | Path,
     parts = {split: data.split(split) for split in SPLITS}
     if held_out:
         parts["validation"] = val_set
+    if progress:
+        progress({"kind": "evaluate", "best_epoch": state["best_epoch"], "stopped_by_user": stopped,
+                  "faces": int(sum(len(part) for part in parts.values()))})
     for split, part in parts.items():
         if len(part):
             evaluation[split] = classification_report(
@@ -252,7 +255,8 @@ def train(data: Dataset, config: TrainConfig, out_path: str | Path,
         "parameters": int(model.count_params()),
         "backend": keras.backend.backend(),
         "keras_version": keras.__version__,
-        "data": {"source": Path(data.source).name, "checksum_md5": data.checksum(),
+        "data": {"source": Path(data.source).name, "path": str(Path(data.source).resolve()) if data.source else "",
+                 "checksum_md5": data.checksum(),
                  "train_faces": len(train_set), "validation_faces": len(val_set),
                  "validation": "10% of Training" if held_out else "PublicTest",
                  "class_counts_train": train_set.class_counts()},

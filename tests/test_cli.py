@@ -91,6 +91,8 @@ def test_train_quick_run_writes_model_and_card(tmp_path, shared_data):
     assert card["training"]["epochs_run"] == 1 and card["data"]["train_faces"] == 256
     assert set(card["metrics"]) == {"Training", "PublicTest", "PrivateTest"}
     assert card["file_size_bytes"] == out.stat().st_size
+    for figure in ("quick-curves.png", "quick-confusion.png"):  # written beside the model
+        assert (out.parent / figure).read_bytes()[:4] == b"\x89PNG" and f"wrote {out.parent / figure}" in result.stdout
 
     bad = run("train", "--data", tmp_path / "nothing.csv", "--epochs", 1, "--out", out)
     assert bad.returncode == 1 and "dataset not found" in bad.stderr

@@ -1,0 +1,214 @@
+"""Figures of a trained model: learning curves, confusion matrix, misclassified faces.
+
+Plain matplotlib on the Agg canvas (no pyplot, no display, no global state), so
+the figures can be drawn from any thread: the app's pages, a training thread,
+the CLI. Every function returns a :class:`matplotlib.figure.Figure`;
+:func:`figure_png` turns one into PNG bytes and :func:`save_figure` writes it
+atomically.
+
+    python -m emotion.plots models/mine.keras   # (re)write mine-curves.png, mine-confusion.png
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .labels import LABELS
+
+# The split a card's confusion matrix is shown for, in order of preference: the
+# untouched test set first, then the set the best epoch was picked on.
+REPORT_SPLITS = ("PrivateTest", "validation", "PublicTest", "Training")
+TRAIN_COLOR, VAL_COLOR = "#1f77b4", "#ff7f0e"
+
+
+def _figure(width: float, height: float) -> Figure:
+    figure = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def report_split(card: dict) -> str | None:
+    """The split of ``card["metrics"]`` to report: PrivateTest when there is one."""
+    metrics = card.get("metrics") or {}
+    for split in REPORT_SPLITS:
+        if metrics.get(split, {}).get("confusion_matrix"):
+            return split
+    return next((s for s, m in metrics.items() if m.get("confusion_matrix")), None)
+
+
+def curves_figure(history: Sequence[dict], title: str = "",
+                  batch_points: Sequence[tuple[float, float, float]] = ()) -> Figure:
+    """Accuracy and loss per epoch, training against validation.
+
+    ``history`` holds one dict per epoch as in a model card (``epoch``, ``accuracy``,
+    ``loss``, ``val_accuracy``, ``val_loss``); the best epoch (highest validation
+    accuracy) is marked. ``batch_points`` (fractional epoch, loss, accuracy) adds
+    the running training figures within epochs, for a run still in progress.
+    """
+    figure = _figure(9, 3.4)
+    axes = figure.subplots(1, 2)
+    epochs = [row.get("epoch", i + 1) for i, row in enumerate(history)]
+    best = None
+    if any("val_accuracy" in row for row in history):
+        best = max(history, key=lambda row: row.get("val_accuracy", -1)).get("epoch")
+    for ax, metric, name in ((axes[0], "accuracy", "Accuracy"), (axes[1], "loss", "Loss")):
+        if batch_points:
+            column = 2 if metric == "accuracy" else 1
+            ax.plot([p[0] for p in batch_points], [p[column] for p in batch_points],
+                    color=TRAIN_COLOR, alpha=0.35, linewidth=1, label="training (within epoch)")
+        for key, color, label in ((metric, TRAIN_COLOR, "training"),
+                                  (f"val_{metric}", VAL_COLOR, "validation")):
+            points = [(e, row[key]) for e, row in zip(epochs, history) if key in row]
+            if points:
+                ax.plot(*zip(*points), marker="o", markersize=3, color=color, label=label)
+        if best is not None:
+            ax.axvline(best, color="grey", linestyle="--", linewidth=1, label=f"best epoch ({best})")
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        if history or batch_points:
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "no epochs yet", ha="center", va="center", transform=ax.transAxes)
+    if epochs and len(epochs) <= 12:
+        for ax in axes:
+            ax.set_xticks(epochs)
+    axes[0].yaxis.set_major_formatter(lambda value, _: f"{value:.0%}")
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def confusion_figure(matrix, title: str = "") -> Figure:
+    """The 7x7 confusion matrix (rows: true, columns: predicted) twice: counts and
+    row-normalised (each row sums to 100 %: the recall of that emotion on the diagonal)."""
+    counts = np.asarray(matrix, dtype=np.int64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rows = np.nan_to_num(counts / counts.sum(axis=1, keepdims=True))
+    figure = _figure(11, 4.6)
+    axes = figure.subplots(1, 2)
+    for ax, values, name, text in ((axes[0], counts, "Counts", lambda v: f"{v:d}"),
+                                   (axes[1], rows, "Row-normalised", lambda v: f"{v:.0%}")):
+        image = ax.imshow(values, cmap="Blues", vmin=0)
+        top = values.max() if values.size and values.max() > 0 else 1
+        for i in range(values.shape[0]):
+            for j in range(values.shape[1]):
+                ax.text(j, i, text(values[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if values[i, j] > 0.6 * top else "black")
+        ax.set_xticks(range(len(LABELS)), LABELS, rotation=45, ha="right")
+        ax.set_yticks(range(len(LABELS)), LABELS)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(name)
+        figure.colorbar(image, ax=ax, shrink=0.8,
+                        format=(lambda value, _: f"{value:.0%}") if values is rows else None)
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def misclassified_figure(images: np.ndarray, true: Sequence[int], predicted: Sequence[int],
+                         scores: Sequence[float], columns: int = 8, title: str = "") -> Figure:
+    """A grid of 48x48 faces, each titled ``true → predicted (probability)``."""
+    count = len(images)
+    columns = max(1, min(columns, count or 1))
+    grid_rows = max(1, -(-count // columns))
+    figure = _figure(1.3 * columns, 1.45 * grid_rows + (0.3 if title else 0))
+    axes = np.atleast_1d(figure.subplots(grid_rows, columns, squeeze=False)).ravel()
+    for ax in axes:
+        ax.axis("off")
+    for ax, image, t, p, s in zip(axes, images, true, predicted, scores):
+        ax.imshow(image, cmap="gray", vmin=0, vmax=255)
+        ax.set_title(f"{LABELS[t]} → {LABELS[p]}\n{s:.0%}", fontsize=7)
+    if count == 0:
+        axes[0].text(0.5, 0.5, "no misclassified faces", ha="center", va="center")
+    if title:
+        figure.suptitle(title, fontsize=9)
+    return figure
+
+
+def figure_png(figure: Figure, dpi: int = 100) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def save_figure(figure: Figure, path: str | Path, dpi: int = 100) -> Path:
+    """Write ``figure`` as a PNG at ``path`` atomically (a temporary file, then a rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=f"-{path.name}")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(figure_png(figure, dpi))
+        os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.remove(temp)
+    return path
+
+
+def figure_paths(model_path: str | Path) -> dict[str, Path]:
+    """Where the figures of a model live: ``<stem>-curves.png`` and ``<stem>-confusion.png``."""
+    model_path = Path(model_path)
+    return {kind: model_path.with_name(f"{model_path.stem}-{kind}.png") for kind in ("curves", "confusion")}
+
+
+def card_figures(card: dict) -> dict[str, Figure]:
+    """The curves and confusion figures a model card supports (either may be missing)."""
+    figures = {}
+    name = card.get("name", "model")
+    history = (card.get("training") or {}).get("history") or []
+    if history:
+        figures["curves"] = curves_figure(history, f"{name}: accuracy and loss per epoch")
+    split = report_split(card)
+    if split:
+        metrics = card["metrics"][split]
+        figures["confusion"] = confusion_figure(
+            metrics["confusion_matrix"],
+            f"{name}: confusion matrix on {split} ({metrics.get('n', '?')} faces, "
+            f"accuracy {metrics.get('accuracy', 0):.1%})")
+    return figures
+
+
+def save_training_figures(model_path: str | Path, card: dict | None = None) -> list[Path]:
+    """Write the curves and confusion-matrix PNGs beside a model (from its card); the paths written.
+
+    The end of every training run calls this: ``python -m emotion train`` and the app's
+    Training page alike.
+    """
+    model_path = Path(model_path)
+    if card is None:
+        card = json.loads(model_path.with_suffix(".json").read_text())
+    paths = figure_paths(model_path)
+    return [save_figure(figure, paths[kind]) for kind, figure in card_figures(card).items()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    models = sys.argv[1:] if argv is None else argv
+    if not models:
+        print("usage: python -m emotion.plots MODEL.keras...", file=sys.stderr)
+        return 2
+    for model in models:
+        try:
+            for path in save_training_figures(model):
+                print(path)
+        except (OSError, ValueError) as error:
+            print(f"error: {model}: {error}", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

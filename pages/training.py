@@ -1,0 +1,382 @@
+"""Training: inspect the models in models/ (curves, confusion matrix, mistakes, card), and
+train a new one in the background while watching it learn.
+
+The work is all in the ``emotion`` library: ``emotion.jobs`` runs ``train()`` on a
+background thread (one per server) with a thread-safe progress snapshot,
+``emotion.plots`` draws the figures and ``emotion.evaluation`` finds the models and
+their mistakes. This page only shows them and maps its controls to a TrainConfig.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+import emotion
+from emotion import LABELS, evaluation, jobs, plots
+from emotion.classifier import card_path, models_dir, set_active_model
+from emotion.data import DatasetError, default_dataset_path
+from emotion.model import ARCHITECTURES, Augmentation
+from emotion.train import TrainConfig
+from pages import _common
+
+ARCHITECTURE_NAMES = {
+    "small": "small: 3 conv stages, fast (~0.1 M parameters at width 32)",
+    "vgg": "vgg: 4 stages of two 3x3 convs (the shipped model)",
+    "resnet": "resnet: 8 residual blocks, from scratch (no ImageNet weights offline)",
+}
+OPTIMIZER_NAMES = {"adam": "Adam (AdamW)", "sgd": "SGD, Nesterov momentum 0.9"}
+SCHEDULE_NAMES = {"cosine": "cosine decay after a 1-epoch warm-up", "constant": "constant"}
+AUGMENTATIONS = (  # checkbox key, label, Augmentation field, value when on
+    ("aug_flip", "flip", "flip", True),
+    ("aug_rotation", "rotation ±10°", "rotation", 10.0),
+    ("aug_shift", "shift ±10 %", "shift", 0.1),
+    ("aug_zoom", "zoom ±10 %", "zoom", 0.1),
+    ("aug_brightness", "brightness ±20 %", "brightness", 0.2),
+)
+SOURCES = {"path": "A FER2013 CSV or an image folder on this computer", "upload": "Upload a FER2013 CSV"}
+
+
+def percent(value) -> str:
+    return f"{value:.1%}" if isinstance(value, (int, float)) else "–"
+
+
+# --- inspecting a model ---------------------------------------------------------------
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def card_figure_png(kind: str, card_key: tuple) -> bytes | None:
+    """The ``curves`` or ``confusion`` figure of a card as PNG, cached per card file."""
+    figure = plots.card_figures(evaluation.load_card(Path(card_key[0]).with_suffix(".keras"))).get(kind)
+    return plots.figure_png(figure) if figure is not None else None
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def mistakes_png(key: tuple, _mistakes: evaluation.Mistakes) -> bytes:
+    """The grid of a model's misclassified faces as PNG, cached per model file and data."""
+    m = _mistakes
+    return plots.figure_png(plots.misclassified_figure(m.images, m.true, m.predicted, m.scores))
+
+
+def class_table(metrics: dict) -> pd.DataFrame:
+    matrix = metrics.get("confusion_matrix") or [[0] * len(LABELS)] * len(LABELS)
+    table = pd.DataFrame({
+        "precision": [metrics.get("precision", {}).get(label) for label in LABELS],
+        "recall": [metrics.get("recall", {}).get(label) for label in LABELS],
+        "F1": [metrics.get("f1", {}).get(label) for label in LABELS],
+        "faces": [int(sum(row)) for row in matrix],
+    }, index=pd.Index(LABELS, name="emotion"))
+    return table
+
+
+def show_mistakes(path: Path) -> None:
+    try:
+        classifier = _common._classifier(_common.model_key(path))
+        with st.spinner("Finding the faces this model gets wrong…"):
+            mistakes = evaluation.misclassified(path, classifier=classifier)
+    except DatasetError as error:
+        st.info(f"No misclassified examples: {_common.one_line(error)}.", icon=":material/info:")
+        return
+    except Exception as error:  # noqa: BLE001 - one line, never a traceback
+        st.warning(f"Misclassified examples could not be made: {_common.one_line(error)}",
+                   icon=":material/warning:")
+        return
+    png = mistakes_png((_common.model_key(path), mistakes.data_path, mistakes.split), mistakes)
+    st.image(png, caption=f"Misclassified {mistakes.split} faces: the {len(mistakes.true)} most confident "
+                          f"mistakes ({mistakes.wrong} wrong of the first {mistakes.checked}); "
+                          "true → predicted, with the probability given")
+
+
+def use_button(path: Path, key: str) -> None:
+    in_use = _common.model_key(path)[0] == _common.model_key()[0]
+    if in_use:
+        st.button("In use by the Image and Webcam pages", key=f"use-{key}", disabled=True,
+                  icon=":material/check:")
+    elif st.button("Use this model in the Image and Webcam pages", key=f"use-{key}",
+                   icon=":material/published_with_changes:"):
+        try:
+            set_active_model(path)
+        except (OSError, emotion.ModelError) as error:
+            st.error(f"{path.name} could not be made the active model: {_common.one_line(error)}")
+            return
+        st.session_state["activated"] = str(path)
+        st.rerun()
+    if st.session_state.get("activated") == str(path):
+        st.success(f"{path.name} is now the model of the Image and Webcam pages.", icon=":material/check:")
+        if os.environ.get("FACEMOOD_MODEL"):
+            st.warning(f"FACEMOOD_MODEL is set ({os.environ['FACEMOOD_MODEL']}): it wins over this "
+                       "choice until it is unset.", icon=":material/warning:")
+
+
+def model_view(path: Path, key: str) -> None:
+    """Everything about one model: figures, per-class table, mistakes, card, a use button."""
+    card = evaluation.load_card(path)
+    st.subheader(card.get("name") or path.stem)
+    in_use = _common.model_key(path)[0] == _common.model_key()[0]
+    st.caption(f"`{path}`" + (f" · created {card['created']}" if card.get("created") else "")
+               + (" · **in use** by the Image and Webcam pages" if in_use else ""))
+    if not card:
+        st.info("This model has no model card (a .json file of the same name beside it), so its "
+                "training and accuracy are unknown.", icon=":material/info:")
+        use_button(path, key)
+        return
+    split = plots.report_split(card)
+    metrics = (card.get("metrics") or {}).get(split or "", {})
+    training = card.get("training") or {}
+    cols = st.columns(4)
+    cols[0].metric(f"{split or 'Test'} accuracy", percent(metrics.get("accuracy")),
+                   help=f"{metrics['n']:,} faces" if metrics.get("n") else None)
+    cols[1].metric(f"{split or 'Test'} macro-F1", percent(metrics.get("macro_f1")))
+    cols[2].metric("Architecture", str(card.get("architecture", "–")))
+    cols[3].metric("Epochs (best)", f"{training.get('epochs_run', '–')} ({training.get('best_epoch', '–')})")
+
+    card_key = _common.model_key(card_path(path))
+    curves = card_figure_png("curves", card_key)
+    if curves:
+        st.image(curves, caption="Accuracy and loss per epoch: training against validation")
+    else:
+        st.info("The model card has no per-epoch history, so there are no curves.", icon=":material/info:")
+    confusion = card_figure_png("confusion", card_key)
+    if confusion:
+        st.image(confusion, caption=f"Confusion matrix on {split}: counts and row-normalised "
+                                    "(rows: true emotion; columns: what the model read)")
+        st.dataframe(class_table(metrics), column_config={
+            c: st.column_config.NumberColumn(format="percent") for c in ("precision", "recall", "F1")})
+    show_mistakes(path)
+    use_button(path, key)
+    with st.expander("Model card"):
+        shown = dict(card, training={k: v for k, v in training.items() if k != "history"})
+        st.json(shown, expanded=False)
+
+
+def model_label(path: str) -> str:
+    """A model's name in the lists: its file name, and the folder when not in models/."""
+    path = Path(path)
+    return path.name if path.parent.resolve() == models_dir().resolve() else f"{path.name} ({path.parent})"
+
+
+def inspect_section() -> None:
+    folder = models_dir()
+    options = [str(p) for p in evaluation.list_models(folder)]
+    active = emotion.default_model_path()
+    if active.is_file() and str(active.resolve()) not in {str(Path(p).resolve()) for p in options}:
+        options.insert(0, str(active))
+    if not options:
+        st.info(f"No models in `{folder}` yet. Train one in the **Train** tab, or {_common.TRAIN_HINT}.",
+                icon=":material/info:")
+        return
+    default = next((i for i, p in enumerate(options) if _common.model_key(p)[0] == _common.model_key()[0]), 0)
+    left, right = st.columns(2)
+    chosen = left.selectbox("Model", options, index=default, format_func=model_label, key="inspect_model")
+    others = [""] + [p for p in options if p != chosen]
+    compare = right.selectbox("Compare with", others, format_func=lambda p: model_label(p) if p else "–",
+                              key="compare_model")
+    if compare:
+        columns = st.columns(2)
+        for column, path, key in ((columns[0], chosen, "a"), (columns[1], compare, "b")):
+            with column:
+                model_view(Path(path), key)
+    else:
+        model_view(Path(chosen), "a")
+
+
+# --- training a model -----------------------------------------------------------------
+
+
+def live_chart(snapshot: jobs.ProgressSnapshot, metric: str) -> alt.Chart:
+    running = pd.DataFrame([{"epoch": x, "value": loss if metric == "loss" else accuracy,
+                             "series": "training (running, within epoch)"}
+                            for x, loss, accuracy in snapshot.batch_points],
+                           columns=["epoch", "value", "series"])
+    rows = [{"epoch": row["epoch"], "value": row[name], "series": series}
+            for row in snapshot.history
+            for name, series in ((metric, "training"), (f"val_{metric}", "validation")) if name in row]
+    epochs = pd.DataFrame(rows, columns=["epoch", "value", "series"])
+    x = alt.X("epoch:Q", scale=alt.Scale(domain=[0, max(snapshot.epochs, 1)]), title="epoch")
+    y = alt.Y("value:Q", title=metric, axis=alt.Axis(format="%") if metric == "accuracy" else alt.Axis())
+    color = alt.Color("series:N", title=None, legend=alt.Legend(orient="bottom"))
+    chart = alt.Chart(running).mark_line(opacity=0.4).encode(x=x, y=y, color=color) + \
+        alt.Chart(epochs).mark_line(point=True).encode(x=x, y=y, color=color, tooltip=["epoch:Q", "value:Q", "series:N"])
+    return chart.properties(title=metric.capitalize(), height=240)
+
+
+@st.fragment(run_every=1.0)
+def live_progress() -> None:
+    """The running job, redrawn every second without rerunning the rest of the page."""
+    job = jobs.current_job()
+    if job is None:
+        return
+    if not job.running:
+        st.rerun()  # it ended: show the whole page again, with its result
+    snapshot = job.snapshot()
+    config = job.config
+    st.subheader(f"Training {job.name}")
+    if job.owner != st.session_state.get("owner"):
+        st.info("This training was started by another session; one training runs at a time on this "
+                "server. You can watch it, or stop it.", icon=":material/info:")
+    st.caption(f"{config.architecture} · {config.optimizer} · learning rate {config.learning_rate:g} "
+               f"({config.schedule}) · batch {config.batch_size} · {len(job.data):,} faces in the dataset"
+               + (f", at most {config.limit:,} for training" if config.limit else "")
+               + f" · saving to `{job.out_path}`")
+    st.progress(snapshot.fraction, text=jobs.describe(snapshot))
+    st.button("Stop", key="stop", icon=":material/stop:", on_click=job.stop,
+              disabled=snapshot.status in ("stopping", "evaluating"),
+              help="End after the current batch and keep the best epoch so far")
+    left, right = st.columns(2)
+    left.altair_chart(live_chart(snapshot, "accuracy"))
+    right.altair_chart(live_chart(snapshot, "loss"))
+
+
+def job_result(job: jobs.TrainingJob) -> None:
+    snapshot = job.snapshot()
+    if snapshot.status == "done":
+        st.success(f"Training {job.name}: {snapshot.message}.", icon=":material/check_circle:")
+    elif snapshot.status == "stopped":
+        st.warning(f"Training {job.name}: {snapshot.message}. The other models were not touched.",
+                   icon=":material/stop_circle:")
+    else:
+        st.error(f"Training {job.name} failed: {snapshot.message}", icon=":material/error:")
+    if snapshot.card and Path(snapshot.model_path).is_file():
+        model_view(Path(snapshot.model_path), "new")
+
+
+def saved_upload(upload) -> Path:
+    """An uploaded CSV, kept under the runs folder (the model card points to it)."""
+    data = upload.getvalue()
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", upload.name) or "upload.csv"
+    target = jobs.runs_dir() / "uploads" / f"{hashlib.md5(data).hexdigest()[:12]}-{name}"
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = target.with_name(f".tmp-{uuid.uuid4().hex}-{name}")
+        temp.write_bytes(data)
+        os.replace(temp, target)
+    return target
+
+
+def settings_form(busy: bool) -> None:
+    st.subheader("New training")
+    source = st.radio("Data", list(SOURCES), format_func=SOURCES.get, key="data_source", horizontal=True)
+    if source == "path":
+        default = default_dataset_path()
+        st.text_input("Path of a FER2013 CSV (.csv or .csv.gz) or of an image folder",
+                      value=str(default) if default.exists() else "", key="data_path",
+                      help="An image folder holds <emotion>/ folders (angry, happy, …), or train/ and "
+                           "test/ folders of them; photos larger than 48x48 are cut down to their "
+                           "largest face.")
+    else:
+        st.file_uploader("FER2013 CSV (emotion,pixels,Usage), plain or .gz", type=["csv", "gz"],
+                         key="data_upload")
+    st.number_input("Train on at most this many faces (0: all)", min_value=0, value=0, step=256, key="limit")
+
+    cols = st.columns(3)
+    cols[0].selectbox("Architecture", ARCHITECTURES, index=ARCHITECTURES.index("small"),
+                      format_func=ARCHITECTURE_NAMES.get, key="architecture")
+    cols[1].radio("Optimizer", list(OPTIMIZER_NAMES), format_func=OPTIMIZER_NAMES.get, key="optimizer",
+                  horizontal=True)
+    cols[2].selectbox("Learning-rate schedule", list(SCHEDULE_NAMES), format_func=SCHEDULE_NAMES.get,
+                      key="schedule")
+    cols = st.columns(4)
+    cols[0].number_input("Learning rate", min_value=1e-5, max_value=1.0, value=1e-3, step=1e-4,
+                         format="%.4f", key="learning_rate")
+    cols[1].number_input("Epochs", min_value=1, max_value=500, value=10, key="epochs")
+    cols[2].selectbox("Batch size", [16, 32, 64, 128, 256], index=2, key="batch_size")
+    early = cols[3].checkbox("Early stopping", value=False, key="early_stopping",
+                             help="Stop when validation accuracy has not improved for this many epochs")
+    cols[3].number_input("Patience (epochs)", min_value=1, max_value=100, value=5, key="patience",
+                         disabled=not early)
+    st.caption("Augmentation (random, training only)")
+    for column, (key, label, _, _) in zip(st.columns(len(AUGMENTATIONS)), AUGMENTATIONS):
+        column.checkbox(label, value=True, key=key)
+    with st.expander("More settings"):
+        cols = st.columns(3)
+        cols[0].selectbox("Width (channels of the first stage)", [16, 32, 64], index=1, key="width")
+        cols[1].number_input("Weight decay", min_value=0.0, max_value=1.0, value=0.01, step=0.005,
+                             format="%.4f", key="weight_decay")
+        cols[2].number_input("Seed", min_value=0, value=1, key="seed")
+    if "model_name" not in st.session_state:
+        st.session_state["model_name"] = f"mine-{datetime.now():%Y%m%d-%H%M}"
+    st.text_input("Model name (saved as models/<name>.keras with its card)", key="model_name")
+    if busy:
+        st.caption("A training is running on this server; a new one can start when it ends.")
+    if st.button("Start training", type="primary", key="start", icon=":material/play_arrow:", disabled=busy):
+        start_training()
+
+
+def config_from_state() -> TrainConfig:
+    s = st.session_state
+    augmentation = Augmentation(**{field: (value if s[key] else type(value)(0))
+                                   for key, _, field, value in AUGMENTATIONS})
+    return TrainConfig(architecture=s["architecture"], width=int(s["width"]), epochs=int(s["epochs"]),
+                       batch_size=int(s["batch_size"]), optimizer=s["optimizer"],
+                       learning_rate=float(s["learning_rate"]), schedule=s["schedule"],
+                       weight_decay=float(s["weight_decay"]), augmentation=augmentation,
+                       early_stopping=int(s["patience"]) if s["early_stopping"] else 0,
+                       limit=int(s["limit"]) or None, seed=int(s["seed"]))
+
+
+def start_training() -> None:
+    """Check the name and the data, then start the job; any problem is one line, before training."""
+    s = st.session_state
+    try:
+        name = jobs.check_model_name(s["model_name"])
+    except ValueError as error:
+        st.error(str(error), icon=":material/error:")
+        return
+    out = models_dir() / f"{name}.keras"
+    if out.exists():
+        st.error(f"A model named {name} already exists in `{models_dir()}`: choose another name.",
+                 icon=":material/error:")
+        return
+    if s["data_source"] == "upload":
+        if s.get("data_upload") is None:
+            st.error("Choose a CSV file to upload first.", icon=":material/error:")
+            return
+        data_path = saved_upload(s["data_upload"])
+    else:
+        if not s.get("data_path", "").strip():
+            st.error("Enter the path of a FER2013 CSV or an image folder first.", icon=":material/error:")
+            return
+        data_path = Path(s["data_path"].strip()).expanduser()
+    try:
+        with st.spinner("Reading and checking the dataset…"):
+            data = evaluation.load_dataset_cached(data_path)
+            config = config_from_state()
+            jobs.start_job(data, config, out, run_dir=jobs.runs_dir() / name, name=name, owner=s["owner"])
+    except DatasetError as error:
+        st.error(f"The dataset cannot be used: {_common.one_line(error)}", icon=":material/error:")
+        return
+    except (jobs.JobBusy, ValueError, OSError) as error:
+        st.error(_common.one_line(error), icon=":material/error:")
+        return
+    st.rerun()
+
+
+def train_section() -> None:
+    job = jobs.current_job()
+    busy = job is not None and job.running
+    if busy:
+        live_progress()
+    elif job is not None:
+        job_result(job)
+    settings_form(busy)
+
+
+st.title("Training")
+st.markdown("Look inside the trained models, or train a new one on FER2013 or on your own photos "
+            "sorted by emotion. Training runs in the background on this computer; you can leave "
+            "this page and come back.")
+if "owner" not in st.session_state:
+    st.session_state["owner"] = uuid.uuid4().hex
+inspect_tab, train_tab = st.tabs(["Inspect models", "Train a model"])
+with inspect_tab:
+    inspect_section()
+with train_tab:
+    train_section()
