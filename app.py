@@ -1,7 +1,7 @@
 """facemood: find the faces in a photo and read the emotion of each, all on this computer.
 
 Run with ``streamlit run app.py``. Every page lives in ``pages/``; add a page by
-adding one line to ``PAGES`` below. The image and model work is all done by the
+adding one line to ``PAGES`` below (in the order they are listed). The image and model work is all done by the
 ``emotion`` library; the pages only show what it returns.
 """
 
@@ -12,7 +12,8 @@ st.set_page_config(page_title="facemood", page_icon="🙂", layout="wide")
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/image.py", title="Image", icon=":material/image:"),
-    # More pages (Webcam, Training) go here, in the order they should be listed.
+    st.Page("pages/webcam.py", title="Webcam", icon=":material/videocam:"),
+    st.Page("pages/training.py", title="Training", icon=":material/model_training:"),
 ]
 
 st.navigation(PAGES).run()

@@ -25,11 +25,20 @@ def _text_color(background: tuple[int, int, int]) -> tuple[int, int, int]:
     return (0, 0, 0) if luminance > 150 else (255, 255, 255)
 
 
-def draw_results(rgb: np.ndarray, results) -> np.ndarray:
+def caption(result, show_scores: bool = True, show_ids: bool = False) -> str:
+    """The text drawn on a face: "label NN%", with "#id " first for a tracked face if asked."""
+    text = f"{result.label} {result.score:.0%}" if show_scores else result.label
+    track_id = getattr(result, "track_id", None)
+    return f"#{track_id} {text}" if show_ids and track_id is not None else text
+
+
+def draw_results(rgb: np.ndarray, results, show_scores: bool = True, show_ids: bool = False) -> np.ndarray:
     """A copy of ``rgb`` (uint8 H, W, 3) with each result's box and "label NN%" drawn.
 
     Line width and text size follow the image size, so labels stay readable on a
-    thumbnail and on a 24-megapixel photo alike.
+    thumbnail and on a 24-megapixel photo alike. ``show_scores=False`` leaves out
+    the percentage; ``show_ids=True`` puts "#id" before the label of results that
+    have a ``track_id`` (faces followed in live video).
     """
     canvas = np.ascontiguousarray(rgb).copy()
     height, width = canvas.shape[:2]
@@ -39,7 +48,7 @@ def draw_results(rgb: np.ndarray, results) -> np.ndarray:
         x, y, w, h = (int(v) for v in result.box)
         color = EMOTION_COLORS[result.label]
         cv2.rectangle(canvas, (x, y), (x + w, y + h), color, thickness, cv2.LINE_AA)
-        text = f"{result.label} {result.score:.0%}"
+        text = caption(result, show_scores, show_ids)
         # Text height tracks the face size too, within bounds of the image size.
         scale = float(np.clip(w / 220, side / 1400, side / 350))
         scale = max(scale, 0.4)

@@ -1,0 +1,267 @@
+"""Webcam: live video with every face boxed and labelled, over WebRTC; snapshot mode when that fails.
+
+The video runs through ``emotion.live.LiveSession`` on streamlit-webrtc's video
+thread; this page only draws what the session's thread-safe stats hold, once a
+second while the video plays (an ``st.fragment`` with ``run_every``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+import emotion
+from emotion import LABELS
+from emotion.annotate import EMOTION_COLORS
+from emotion.live import LiveSession, LiveSettings
+from pages import _common
+from pages._webrtc import webrtc
+
+ICE_ENV = "FACEMOOD_ICE_SERVERS"
+HEX_COLORS = ["#%02x%02x%02x" % EMOTION_COLORS[label] for label in LABELS]
+NO_VIDEO_AFTER_S = 15  # after this long without a frame, say that the connection failed
+SNAPSHOT_HINT = ("Turn on **Snapshot mode** above to analyse single pictures from the camera instead: "
+                 "it needs no live connection.")
+# What the video box says when the camera cannot start (the browser's own words), and what to do.
+CAMERA_HELP = """\
+- **NotAllowedError** (permission denied): the browser blocked the camera for this page. Allow it
+  (the camera icon in the address bar) and press Start again.
+- **NotFoundError** (requested device not found): no camera is connected.
+- **NotReadableError** (could not start video source): another program is using the camera.
+- **Connection is taking longer than expected**: live video cannot get through this network; the
+  app's administrator can set ICE (STUN/TURN) servers (see the README).
+
+Whatever the cause, **Snapshot mode** above analyses single pictures from the camera instead.
+"""
+TRANSLATIONS = {
+    "start": "Start",
+    "stop": "Stop",
+    "select_device": "Choose a camera",
+    "media_api_not_available": "This browser cannot share a camera with this page (it needs localhost or "
+                               "https). Use snapshot mode instead.",
+    "device_ask_permission": "Allow this page to use your camera.",
+    "device_not_available": "No camera was found. Connect one, or use snapshot mode.",
+    "device_access_denied": "The camera is blocked for this page. Allow it in the browser's address bar, "
+                            "or use snapshot mode.",
+}
+
+
+# --- what the page shows, as plain functions -----------------------------------------
+
+
+def ice_servers(secrets=None, environ=None) -> tuple[list[dict], str | None]:
+    """The ICE (STUN/TURN) servers to use, and a problem to show, if any.
+
+    ``st.secrets["ice_servers"]`` first, then ``$FACEMOOD_ICE_SERVERS`` (JSON); a list of
+    ``{"urls": ..., "username": ..., "credential": ...}``. None by default: on localhost
+    WebRTC needs no server, and nothing outside is contacted.
+    """
+    environ = os.environ if environ is None else environ
+    source, value = None, None
+    try:
+        secrets = st.secrets if secrets is None else secrets
+        if "ice_servers" in secrets:
+            source, value = "the ice_servers secret", secrets["ice_servers"]
+    except Exception:  # noqa: BLE001 - no or unreadable secrets file: not configured there
+        pass
+    if source is None and environ.get(ICE_ENV, "").strip():
+        source = f"${ICE_ENV}"
+        try:
+            value = json.loads(environ[ICE_ENV])
+        except ValueError as error:
+            return [], f"{source} is not valid JSON ({error}); no ICE servers are used."
+    if source is None:
+        return [], None
+    if isinstance(value, dict) and "urls" in value:
+        value = [value]
+    try:
+        servers = [{key: (list(v) if key == "urls" and not isinstance(v, str) else v)
+                    for key, v in dict(server).items() if key in ("urls", "username", "credential")}
+                   for server in value]
+    except (TypeError, ValueError):
+        servers = []
+    if not servers or not all(server.get("urls") for server in servers):
+        return [], (f"{source} should be a list of {{\"urls\": ..., \"username\": ..., \"credential\": ...}}; "
+                    "no ICE servers are used.")
+    return servers, None
+
+
+def probability_chart(face) -> alt.Chart:
+    frame = pd.DataFrame({"emotion": list(LABELS), "probability": [face.probs[label] for label in LABELS]})
+    return alt.Chart(frame, height=150).mark_bar().encode(
+        x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title=None),
+        y=alt.Y("emotion:N", sort=list(LABELS), title=None),
+        color=alt.Color("emotion:N", scale=alt.Scale(domain=list(LABELS), range=HEX_COLORS), legend=None),
+        tooltip=["emotion", alt.Tooltip("probability:Q", format=".0%")])
+
+
+def history_chart(history) -> alt.Chart:
+    """The main face's emotions over the last minute, stacked (x: seconds ago)."""
+    rows = [{"seconds": -round(ago, 2), "emotion": label, "probability": probs[label]}
+            for ago, probs in history for label in LABELS]
+    frame = pd.DataFrame(rows, columns=["seconds", "emotion", "probability"])
+    return alt.Chart(frame, height=180, title="Main face, last minute").mark_area().encode(
+        x=alt.X("seconds:Q", scale=alt.Scale(domain=[-60, 0]), title="seconds ago"),
+        y=alt.Y("probability:Q", stack="normalize", axis=alt.Axis(format="%"), title=None),
+        color=alt.Color("emotion:N", scale=alt.Scale(domain=list(LABELS), range=HEX_COLORS),
+                        sort=list(LABELS)),
+        order=alt.Order("emotion_index:Q"),
+        tooltip=["emotion", alt.Tooltip("probability:Q", format=".0%")],
+    ).transform_calculate(emotion_index=f"indexof({json.dumps(list(LABELS))}, datum.emotion)")
+
+
+def show_faces(faces, show_probs: bool) -> None:
+    if not faces:
+        st.info("No face in view. Face the camera in good light; a smaller minimum face size finds "
+                "faces farther away.", icon=":material/face:")
+        return
+    for face in faces:
+        st.markdown(f"**Face #{face.track_id}: {face.label}**" + (f" {face.score:.0%}" if show_probs else ""))
+        if show_probs:
+            st.altair_chart(probability_chart(face), width="stretch")
+
+
+def show_stats(stats, show_probs: bool, active: bool) -> None:
+    """The live numbers, the faces and the chart, from one snapshot of the stats."""
+    snap = stats.snapshot()
+    columns = st.columns(2) + st.columns(2)
+    columns[0].metric("Frames processed", f"{snap.frames:,}")
+    columns[1].metric("Frames with a face", f"{snap.frames_with_faces:,}")
+    columns[2].metric("Faces now", len(snap.faces))
+    columns[3].metric("Frames per second", f"{snap.fps:.1f}" if active else "–")
+    if snap.frames:
+        st.caption(f"{snap.ms_per_frame:.1f} ms of analysis per frame; faces are looked for every "
+                   f"{snap.detect_period} frame{'s' if snap.detect_period > 1 else ''} and followed in between; "
+                   f"{snap.faces_seen} different face{'s' if snap.faces_seen != 1 else ''} so far.")
+    if snap.skipped:
+        st.caption(f"{snap.skipped:,} frame{'s' if snap.skipped != 1 else ''} could not be used "
+                   f"(last: {snap.problem}) and were shown as they came.")
+    if snap.dark and active:
+        st.warning("The picture is too dark to find faces: turn on a light or face a window.",
+                   icon=":material/dark_mode:")
+    if active or snap.frames:
+        show_faces(snap.faces, show_probs)
+    if snap.history:
+        st.altair_chart(history_chart(snap.history), width="stretch")
+    if active:
+        started = st.session_state.get("webcam_started")
+        waited = time.monotonic() - started if started else 0.0
+        idle = snap.seconds_since_frame
+        if waited > NO_VIDEO_AFTER_S and (idle is None or idle > NO_VIDEO_AFTER_S):
+            if snap.frames:
+                st.warning("The video has stopped arriving (the connection dropped, or this computer is too "
+                           "busy). Press Stop, then Start.", icon=":material/videocam_off:")
+            else:
+                st.error("No video has arrived: the live connection could not be made (a network or firewall "
+                         "that blocks WebRTC, or a camera used by another program). Press Stop and try again. "
+                         + SNAPSHOT_HINT, icon=":material/videocam_off:")
+
+
+def snapshot_mode(classifier, settings: LiveSettings) -> None:
+    """One picture from the camera, analysed like a live frame."""
+    st.caption("Take a picture: it is analysed like a frame of the live video, on this computer.")
+    picture = st.camera_input("Take a picture", key="snapshot", label_visibility="collapsed")
+    if picture is None:
+        return
+    try:
+        rgb = emotion.load_image(picture.getvalue(), name="camera picture")
+    except emotion.ImageError as error:
+        st.error(str(error), icon=":material/broken_image:")
+        return
+    session = LiveSession(classifier, settings, detect_every=1, confirm_new=False)
+    annotated = session.process(rgb)
+    if annotated is None:
+        st.error(f"The picture could not be analysed: {session.stats.snapshot().problem}.",
+                 icon=":material/broken_image:")
+        return
+    faces = session.stats.snapshot().faces
+    image, details = st.columns([3, 2])
+    image.image(annotated, caption=f"{len(faces)} face{'s' if len(faces) != 1 else ''}")
+    with details:
+        show_faces(faces, settings.show_probs)
+
+
+# --- the page ---------------------------------------------------------------------------
+
+st.title("Live emotions from your webcam")
+st.caption("The video is analysed on this computer and sent back to this page only.")
+
+with st.sidebar:
+    st.header("Live video")
+    min_face = st.slider("Smallest face (% of the picture's shorter side)", 5, 50, 15, key="webcam_min_face",
+                         help="Smaller finds faces farther from the camera, at more work per frame.")
+    smoothing = st.slider("Smoothing", 0.0, 0.95, 0.6, 0.05, key="webcam_smoothing",
+                          help="How much each face's emotion is averaged over recent frames: higher is "
+                               "steadier, lower follows changes faster.")
+    show_probs = st.checkbox("Show probabilities", True, key="webcam_show_probs")
+    mirror = st.checkbox("Mirror view", True, key="webcam_mirror",
+                         help="Show the picture as a mirror does, as most video calls do.")
+settings = LiveSettings(min_face=min_face / 100, smoothing=smoothing, show_probs=show_probs, mirror=mirror)
+
+classifier = _common.load_classifier()
+if classifier is None:
+    st.stop()
+
+session = st.session_state.get("webcam_session")
+if session is None or session.classifier is not classifier:  # first visit, or another model
+    with st.spinner("Preparing the live analysis…"):
+        session = st.session_state["webcam_session"] = LiveSession(classifier, settings)
+session.configure(**dataclasses.asdict(settings))
+
+if st.toggle("Snapshot mode (single pictures, no live video)", key="webcam_snapshot_mode"):
+    snapshot_mode(classifier, settings)
+    st.stop()
+
+servers, ice_problem = ice_servers()
+if ice_problem:
+    st.warning(ice_problem, icon=":material/warning:")
+video, panel = st.columns([3, 2])
+with video:
+    try:
+        streamlit_webrtc = webrtc()  # only the live mode needs it
+        context = streamlit_webrtc.webrtc_streamer(
+            key="webcam", mode=streamlit_webrtc.WebRtcMode.SENDRECV,
+            # No STUN/TURN unless configured: the library's default would contact Google's STUN server.
+            rtc_configuration={"iceServers": servers},
+            media_stream_constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}},
+                                      "audio": False},
+            video_frame_callback=session.video_frame_callback, on_video_ended=session.end,
+            async_processing=True, translations=TRANSLATIONS,
+            video_html_attrs={"autoPlay": True, "muted": True, "playsInline": True, "controls": False,
+                              "style": {"width": "100%"}})
+    except Exception as error:  # noqa: BLE001 - say so, and offer the snapshot mode
+        context = None
+        st.error(f"Live video cannot start here ({_common.one_line(error)}). " + SNAPSHOT_HINT,
+                 icon=":material/videocam_off:")
+    else:
+        st.caption("Press **Start** and allow the camera.")
+        with st.expander("Camera not working?", icon=":material/help:"):
+            st.markdown(CAMERA_HELP)
+
+active = bool(context is not None and (context.state.playing or context.state.signalling))
+if active and not st.session_state.get("webcam_active"):  # Start was pressed: a new run
+    st.session_state["webcam_started"] = time.monotonic()
+    session.end()  # the video thread starts afresh with the first frame
+    session.stats.reset()
+idle = session.stats.snapshot().seconds_since_frame
+since_start = time.monotonic() - st.session_state.get("webcam_started", time.monotonic())
+attempted_without_video = (st.session_state.get("webcam_active") and not active
+                           and (idle is None or idle > since_start))
+st.session_state["webcam_active"] = active
+
+with panel:
+    if active:
+        st.fragment(run_every=1.0)(show_stats)(session.stats, show_probs, True)
+    else:
+        if attempted_without_video:
+            st.error("The live video stopped before any picture arrived: the camera is unavailable or the "
+                     "connection could not be made. " + SNAPSHOT_HINT, icon=":material/videocam_off:")
+        elif session.stats.snapshot().frames:
+            st.caption("Stopped. The last run:")
+        show_stats(session.stats, show_probs, False)
