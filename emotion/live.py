@@ -498,8 +498,10 @@ class LiveSession:
 
     :meth:`process` never raises: a frame that cannot be used (or a fault in the
     pipeline) is skipped and counted, and the caller shows the original frame.
-    After :meth:`end` the next frame starts a new run (new ids, stats from zero); after a
-    pause of a few seconds the faces are looked for afresh.
+    :meth:`begin` (Start pressed) and :meth:`end` (the video stream ended) make the next
+    frame start a new run (new ids, stats from zero); ``ended`` says whether the stream
+    has ended since the last :meth:`begin`. After a pause of a few seconds the faces are
+    looked for afresh.
     """
 
     def __init__(self, classifier, settings: LiveSettings | None = None, warm_up: bool = True,
@@ -509,6 +511,7 @@ class LiveSession:
             self.pipeline.warm_up()
         self.stats = LiveStats()
         self._ended = False
+        self.ended = False
         self._last_frame: float | None = None
 
     @property
@@ -518,9 +521,15 @@ class LiveSession:
     def configure(self, **changes) -> LiveSettings:
         return self.pipeline.configure(**changes)
 
+    def begin(self) -> None:
+        """A new run is starting (from any thread): counts start from zero now, and the
+        first frame starts afresh."""
+        self._ended, self.ended = True, False
+        self.stats.reset()
+
     def end(self) -> None:
-        """The stream stopped (from any thread): the next frame begins a new one."""
-        self._ended = True
+        """The stream stopped (from any thread): the next frame begins a new run."""
+        self._ended = self.ended = True
 
     def process(self, frame, color_order: str = "rgb") -> np.ndarray | None:
         """The annotated RGB frame, or None when the frame was skipped."""

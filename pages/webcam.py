@@ -2,7 +2,11 @@
 
 The video runs through ``emotion.live.LiveSession`` on streamlit-webrtc's video
 thread; this page only draws what the session's thread-safe stats hold, once a
-second while the video plays (an ``st.fragment`` with ``run_every``).
+second while the video plays, in streamlit-webrtc's documented ``while`` loop: one
+long script run that Stop, a setting or leaving the page interrupts. (A fragment
+with ``run_every`` would end a script run every second, and Streamlit ends each run
+with ``keras.backend.clear_session()`` and full garbage collections, which hold the
+interpreter long enough to halve the video's frame rate.)
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pages._webrtc import webrtc
 ICE_ENV = "FACEMOOD_ICE_SERVERS"
 HEX_COLORS = ["#%02x%02x%02x" % EMOTION_COLORS[label] for label in LABELS]
 NO_VIDEO_AFTER_S = 15  # after this long without a frame, say that the connection failed
+REFRESH_S = 1.0        # how often the numbers beside the video are redrawn
 SNAPSHOT_HINT = ("Turn on **Snapshot mode** above to analyse single pictures from the camera instead: "
                  "it needs no live connection.")
 # What the video box says when the camera cannot start (the browser's own words), and what to do.
@@ -247,8 +252,7 @@ with video:
 active = bool(context is not None and (context.state.playing or context.state.signalling))
 if active and not st.session_state.get("webcam_active"):  # Start was pressed: a new run
     st.session_state["webcam_started"] = time.monotonic()
-    session.end()  # the video thread starts afresh with the first frame
-    session.stats.reset()
+    session.begin()  # counts from zero; the video thread starts afresh with the first frame
 idle = session.stats.snapshot().seconds_since_frame
 since_start = time.monotonic() - st.session_state.get("webcam_started", time.monotonic())
 attempted_without_video = (st.session_state.get("webcam_active") and not active
@@ -256,12 +260,20 @@ attempted_without_video = (st.session_state.get("webcam_active") and not active
 st.session_state["webcam_active"] = active
 
 with panel:
+    # One slot for the live and the stopped panel, so that each replaces the other in place.
+    slot = st.empty()
     if active:
-        st.fragment(run_every=1.0)(show_stats)(session.stats, show_probs, True)
+        # Redrawn until the next script run interrupts the loop (Stop, a setting, another page),
+        # or the stream ends on the server (the browser went away: nobody will press Stop).
+        while (context.state.playing or context.state.signalling) and not session.ended:
+            with slot.container():
+                show_stats(session.stats, show_probs, True)
+            time.sleep(REFRESH_S)
     else:
-        if attempted_without_video:
-            st.error("The live video stopped before any picture arrived: the camera is unavailable or the "
-                     "connection could not be made. " + SNAPSHOT_HINT, icon=":material/videocam_off:")
-        elif session.stats.snapshot().frames:
-            st.caption("Stopped. The last run:")
-        show_stats(session.stats, show_probs, False)
+        with slot.container():
+            if attempted_without_video:
+                st.error("The live video stopped before any picture arrived: the camera is unavailable or "
+                         "the connection could not be made. " + SNAPSHOT_HINT, icon=":material/videocam_off:")
+            elif session.stats.snapshot().frames:
+                st.caption("Stopped. The last run:")
+            show_stats(session.stats, show_probs, False)

@@ -361,7 +361,7 @@ def test_start_stop_cycles_through_the_webrtc_video_thread_leak_no_threads(class
         camera = Camera(woman[:30])
         processor = CallbackAttachableProcessor(session.video_frame_callback, None, session.end)
         track = AsyncVideoProcessTrack(camera, processor, stop_timeout=10)
-        session.stats.reset()  # as the page does when Start is pressed
+        session.begin()  # as the page does when Start is pressed
         out = []
         try:  # until the callback has processed ``frames`` frames (slow on a busy machine)
             while session.stats.snapshot().frames < frames and len(out) < 3000:
@@ -374,6 +374,7 @@ def test_start_stop_cycles_through_the_webrtc_video_thread_leak_no_threads(class
     baseline = threading.active_count()
     for _ in range(6):
         returned = asyncio.run(stream(15))
+        assert session.ended  # the track's end reached the session (the page's loop stops on it)
         snap = session.stats.snapshot()
         assert snap.frames >= 15 and snap.frames_with_faces >= snap.frames - 3  # a new face is confirmed first
         assert all(frame.width == 640 and frame.height == 480 for frame in returned)

@@ -35,6 +35,27 @@ def model(app_model) -> Path:
     return app_model
 
 
+class FakeState:
+    """The stream's state as one script run sees it. The page redraws its numbers in a loop
+    while the video plays, until Stop interrupts the run; here the state turns idle after
+    ``reads`` looks, so that the run ends."""
+
+    def __init__(self, playing: bool, signalling: bool, reads: int):
+        self._playing, self._signalling, self._reads = playing, signalling, reads
+
+    def _look(self, value: bool) -> bool:
+        self._reads -= 1
+        return value and self._reads >= 0
+
+    @property
+    def playing(self) -> bool:
+        return self._look(self._playing)
+
+    @property
+    def signalling(self) -> bool:
+        return self._look(self._signalling)
+
+
 class FakeStreamer:
     """Stands in for streamlit_webrtc.webrtc_streamer: records its arguments, plays a state."""
 
@@ -44,7 +65,7 @@ class FakeStreamer:
 
     def __call__(self, key, **kwargs):
         self.calls.append({"key": key, **kwargs})
-        return SimpleNamespace(state=SimpleNamespace(playing=self.playing, signalling=self.signalling))
+        return SimpleNamespace(state=FakeState(self.playing, self.signalling, reads=4))
 
     @property
     def last(self) -> dict:
