@@ -25,20 +25,9 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from emotion import EmotionRecognizer, load_image  # noqa: E402
+from seed_baseline import seed_style  # noqa: E402
 
 FACES = ROOT.parent / "shared" / "data" / "faces"
-
-
-def seed_style(model, cascade):
-    """The pipeline of the usual FER2013 demo scripts."""
-    def analyze(rgb):
-        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        results = []
-        for x, y, w, h in cascade.detectMultiScale(grey):
-            face = cv2.resize(grey[y:y + h, x:x + w], (48, 48)).astype(np.float32)
-            results.append(model.predict(face[None, :, :, None], verbose=0)[0])
-        return results
-    return analyze
 
 
 def timings(analyze, rgb, runs: int) -> tuple[list[float], int]:
@@ -65,9 +54,8 @@ def main() -> None:
     one = cv2.resize(load_image(FACES / "deepface_img11.jpg"), (640, 480), interpolation=cv2.INTER_AREA)
     group = load_image(FACES / "aind_test_image_1.jpg")
     recognizer = EmotionRecognizer()
-    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
     pipelines = {"facemood analyze()": recognizer.analyze_rgb,
-                 "seed-style baseline": seed_style(recognizer.classifier.model, cascade)}
+                 "seed-style baseline": seed_style(recognizer.classifier.model)}
 
     print(f"model: {recognizer.classifier.name}; {args.runs} runs each; {os.cpu_count()} CPU cores")
     print(f"{'photo':<26}{'pipeline':<22}{'faces':>6}{'p50 ms':>9}{'p95 ms':>9}{'mean ms':>9}")

@@ -36,6 +36,7 @@ import numpy as np  # noqa: E402
 
 from emotion import EmotionClassifier, load_image  # noqa: E402
 from emotion.live import LiveSession, LiveSettings  # noqa: E402
+from seed_baseline import seed_style  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 E2E_FIGURES = ROOT / "test-artifacts" / "webcam-e2e.json"
@@ -53,24 +54,12 @@ def video_frames(count: int) -> list[np.ndarray]:
     return frames
 
 
-def seed_style(model, cascade):
-    """The per-frame pipeline of the usual FER2013 webcam demo scripts."""
-    def analyze(rgb):
-        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        faces = []
-        for x, y, w, h in cascade.detectMultiScale(grey):
-            face = cv2.resize(grey[y:y + h, x:x + w], (48, 48)).astype(np.float32)
-            faces.append(model.predict(face[None, :, :, None], verbose=0)[0])
-        return len(faces)
-    return analyze
-
-
 def live(classifier, min_face: float, flip_average: bool = False):
     session = LiveSession(classifier, LiveSettings(min_face=min_face), flip_average=flip_average)
 
     def analyze(rgb):
         session.process(rgb)
-        return len(session.stats.snapshot().faces)
+        return session.stats.snapshot().faces
     return analyze
 
 
@@ -80,7 +69,7 @@ def timings(analyze, frames: list[np.ndarray], warm_up: int = 5) -> dict:
     wall, cpu, faces = [], [], []
     for frame in frames[warm_up:]:
         started, cpu_started = time.perf_counter(), time.process_time()
-        faces.append(analyze(frame))
+        faces.append(len(analyze(frame)))
         wall.append(time.perf_counter() - started)
         cpu.append(time.process_time() - cpu_started)
     wall_ms, cpu_ms = np.array(wall) * 1000, np.array(cpu) * 1000
@@ -99,7 +88,6 @@ def main() -> None:
         sys.exit(f"data not found: {DATA} (the shared data belongs beside the repository)")
 
     classifier = EmotionClassifier.load(args.model)
-    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
     frames = video_frames(args.frames + 5)
     grid = [np.vstack([np.hstack([cv2.resize(f, (320, 240))] * 2)] * 2) for f in frames]
     group = [cv2.resize(load_image(DATA / "faces" / "aind_test_image_1.jpg"), SIZE, interpolation=cv2.INTER_AREA)]
@@ -107,12 +95,12 @@ def main() -> None:
     cases = [
         ("one face", frames, [("facemood live", live(classifier, 0.15)),
                               ("facemood live, flip-avg", live(classifier, 0.15, flip_average=True)),
-                              ("seed-style baseline", seed_style(classifier.model, cascade))]),
+                              ("seed-style baseline", seed_style(classifier.model))]),
         ("four faces (2x2 grid)", grid, [("facemood live", live(classifier, 0.1)),
-                                         ("seed-style baseline", seed_style(classifier.model, cascade))]),
+                                         ("seed-style baseline", seed_style(classifier.model))]),
         ("13 faces (group photo)", group * (args.frames // 3 + 5),
          [("facemood live", live(classifier, 0.03)),
-          ("seed-style baseline", seed_style(classifier.model, cascade))]),
+          ("seed-style baseline", seed_style(classifier.model))]),
     ]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"model: {classifier.name}; 640x480 frames; {os.cpu_count()} CPU cores; load average {load:.1f} "
