@@ -10,8 +10,9 @@ from .data import Dataset, DatasetError, load_dataset
 from .detect import HaarDetector, YuNetDetector, make_detector
 from .imageio import ImageError, load_image
 from .labels import FACE_SIZE, LABELS
-from .recognizer import EmotionRecognizer, FaceResult
+from .recognizer import EmotionRecognizer, FaceResult, photo_report
 
 __all__ = ["LABELS", "FACE_SIZE", "EmotionClassifier", "EmotionRecognizer", "FaceResult",
            "HaarDetector", "YuNetDetector", "make_detector", "load_image", "load_dataset",
-           "Dataset", "DatasetError", "ImageError", "ModelError", "DEFAULT_MODEL"]
+           "Dataset", "DatasetError", "ImageError", "ModelError", "DEFAULT_MODEL",
+           "photo_report"]

@@ -76,7 +76,7 @@ def _predict(args) -> int:
     from .classifier import EmotionClassifier
     from .detect import make_detector
     from .imageio import ImageError, load_image
-    from .recognizer import EmotionRecognizer
+    from .recognizer import EmotionRecognizer, photo_report
 
     detector = make_detector("yunet", args.detector) if args.detector else make_detector()
     recognizer = EmotionRecognizer(EmotionClassifier.load(args.model), detector)
@@ -92,7 +92,7 @@ def _predict(args) -> int:
             failed += 1
             continue
         results = recognizer.analyze_rgb(rgb)
-        report.append({"file": photo, "faces": [r.to_dict() for r in results]})
+        report.append(photo_report(photo, results))
         if out_dir:
             target = out_dir / f"{Path(photo).stem}-annotated.png"
             Image.fromarray(recognizer.annotate(rgb, results)).save(target)

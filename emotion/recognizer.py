@@ -27,6 +27,12 @@ class FaceResult:
                 "probs": {k: round(float(v), 4) for k, v in self.probs.items()}}
 
 
+def photo_report(file: str, results: list[FaceResult]) -> dict:
+    """The results of one photo as plain data: ``{"file", "faces": [FaceResult.to_dict(), ...]}``
+    (the JSON the CLI prints and the app offers for download)."""
+    return {"file": str(file), "faces": [r.to_dict() for r in results]}
+
+
 def crop_faces(grey: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """uint8 (N, 48, 48) face crops of a grey image at int boxes (N, 4) x, y, w, h."""
     faces = np.empty((len(boxes), FACE_SIZE, FACE_SIZE), np.uint8)

@@ -10,10 +10,13 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import altair as alt
+import pandas as pd
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
 import emotion
+from emotion.annotate import EMOTION_COLORS
 
 # Streamlit starts in its old "pages/ folder" mode, where a first visit to a deep
 # link (/image) runs that page file alone, app.py and its st.navigation never run,
@@ -110,3 +113,21 @@ def sample_photos() -> list[Path]:
                       key=lambda p: p.name.lower())
     except OSError:
         return []
+
+
+# The charts' colours are the boxes' colours, so a bar reads like the label on the photo.
+EMOTION_SCALE = alt.Scale(domain=list(emotion.LABELS),
+                          range=["#%02x%02x%02x" % EMOTION_COLORS[label] for label in emotion.LABELS])
+
+
+def probability_chart(probs: dict[str, float], title: str | None = None, height: int = 200,
+                      tooltip_format: str = ".1%") -> alt.Chart:
+    """A horizontal bar per emotion, in LABELS order, coloured as on the photos."""
+    labels = list(emotion.LABELS)
+    frame = pd.DataFrame({"emotion": labels, "probability": [probs[label] for label in labels]})
+    return alt.Chart(frame, height=height, **({"title": title} if title else {})).mark_bar().encode(
+        x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title=None),
+        y=alt.Y("emotion:N", sort=labels, title=None),
+        color=alt.Color("emotion:N", scale=EMOTION_SCALE, legend=None),
+        tooltip=["emotion", alt.Tooltip("probability:Q", format=tooltip_format)],
+    )

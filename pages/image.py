@@ -6,18 +6,13 @@ import io
 import json
 from pathlib import Path
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 from PIL import Image
 
 import emotion
 from emotion import LABELS
-from emotion.annotate import EMOTION_COLORS
 from pages import _common, _voice
-
-HEX_COLORS = ["#%02x%02x%02x" % EMOTION_COLORS[label] for label in LABELS]
-
 
 # --- what the page shows, as plain functions (tested directly too) -------------------
 
@@ -46,17 +41,7 @@ def results_frame(results) -> pd.DataFrame:
 
 
 def results_json(name: str, results) -> str:
-    return json.dumps({"file": name, "faces": [r.to_dict() for r in results]}, indent=2)
-
-
-def probability_chart(number: int, result) -> alt.Chart:
-    frame = pd.DataFrame({"emotion": list(LABELS), "probability": [result.probs[label] for label in LABELS]})
-    return alt.Chart(frame, title=f"Face {number}: {result.label} {result.score:.0%}", height=200).mark_bar().encode(
-        x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title=None),
-        y=alt.Y("emotion:N", sort=list(LABELS), title=None),
-        color=alt.Color("emotion:N", scale=alt.Scale(domain=list(LABELS), range=HEX_COLORS), legend=None),
-        tooltip=["emotion", alt.Tooltip("probability:Q", format=".1%")],
-    )
+    return json.dumps(emotion.photo_report(name, results), indent=2)
 
 
 def show_photo(index: int, name: str, data: bytes, recognizer, settings: tuple):
@@ -99,7 +84,8 @@ def show_photo(index: int, name: str, data: bytes, recognizer, settings: tuple):
     for start in range(0, len(results), per_row):
         columns = st.columns(per_row)
         for offset, result in enumerate(results[start:start + per_row]):
-            columns[offset].altair_chart(probability_chart(start + offset + 1, result), width="stretch")
+            columns[offset].altair_chart(_common.probability_chart(
+                result.probs, f"Face {start + offset + 1}: {result.label} {result.score:.0%}"), width="stretch")
     return results
 
 

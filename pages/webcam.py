@@ -22,13 +22,11 @@ import streamlit as st
 
 import emotion
 from emotion import LABELS
-from emotion.annotate import EMOTION_COLORS
 from emotion.live import LiveSession, LiveSettings
 from pages import _common
 from pages._webrtc import webrtc
 
 ICE_ENV = "FACEMOOD_ICE_SERVERS"
-HEX_COLORS = ["#%02x%02x%02x" % EMOTION_COLORS[label] for label in LABELS]
 NO_VIDEO_AFTER_S = 15  # after this long without a frame, say that the connection failed
 REFRESH_S = 1.0        # how often the numbers beside the video are redrawn
 SNAPSHOT_HINT = ("Turn on **Snapshot mode** above to analyse single pictures from the camera instead: "
@@ -97,15 +95,6 @@ def ice_servers(secrets=None, environ=None) -> tuple[list[dict], str | None]:
     return servers, None
 
 
-def probability_chart(face) -> alt.Chart:
-    frame = pd.DataFrame({"emotion": list(LABELS), "probability": [face.probs[label] for label in LABELS]})
-    return alt.Chart(frame, height=150).mark_bar().encode(
-        x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title=None),
-        y=alt.Y("emotion:N", sort=list(LABELS), title=None),
-        color=alt.Color("emotion:N", scale=alt.Scale(domain=list(LABELS), range=HEX_COLORS), legend=None),
-        tooltip=["emotion", alt.Tooltip("probability:Q", format=".0%")])
-
-
 def history_chart(history) -> alt.Chart:
     """The main face's emotions over the last minute, stacked (x: seconds ago)."""
     rows = [{"seconds": -round(ago, 2), "emotion": label, "probability": probs[label]}
@@ -114,8 +103,7 @@ def history_chart(history) -> alt.Chart:
     return alt.Chart(frame, height=180, title="Main face, last minute").mark_area().encode(
         x=alt.X("seconds:Q", scale=alt.Scale(domain=[-60, 0]), title="seconds ago"),
         y=alt.Y("probability:Q", stack="normalize", axis=alt.Axis(format="%"), title=None),
-        color=alt.Color("emotion:N", scale=alt.Scale(domain=list(LABELS), range=HEX_COLORS),
-                        sort=list(LABELS)),
+        color=alt.Color("emotion:N", scale=_common.EMOTION_SCALE, sort=list(LABELS)),
         order=alt.Order("emotion_index:Q"),
         tooltip=["emotion", alt.Tooltip("probability:Q", format=".0%")],
     ).transform_calculate(emotion_index=f"indexof({json.dumps(list(LABELS))}, datum.emotion)")
@@ -129,7 +117,7 @@ def show_faces(faces, show_probs: bool) -> None:
     for face in faces:
         st.markdown(f"**Face #{face.track_id}: {face.label}**" + (f" {face.score:.0%}" if show_probs else ""))
         if show_probs:
-            st.altair_chart(probability_chart(face), width="stretch")
+            st.altair_chart(_common.probability_chart(face.probs, height=150, tooltip_format=".0%"), width="stretch")
 
 
 def show_stats(stats, show_probs: bool, active: bool) -> None:
