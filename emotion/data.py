@@ -15,6 +15,7 @@ labels (N,) in :data:`emotion.LABELS` order and the split each face belongs to.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,8 +35,6 @@ DEFAULT_DATASET = Path(__file__).resolve().parent.parent.parent / "shared" / "da
 
 def default_dataset_path() -> Path:
     """The FER2013 file the app offers first: $FACEMOOD_DATA, or ``../shared/data/fer2013``."""
-    import os
-
     return Path(os.environ.get("FACEMOOD_DATA") or DEFAULT_DATASET)
 
 

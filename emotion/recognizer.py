@@ -86,8 +86,7 @@ class EmotionRecognizer:
         ``image`` is an RGB (or, with ``color_order="bgr"``, BGR) uint8 array, a
         PIL image, a path or raw bytes. Raises ``ImageError`` for unusable input.
         """
-        rgb = load_image(image, color_order=color_order) if isinstance(image, np.ndarray) \
-            else load_image(image)
+        rgb = load_image(image, color_order=color_order)
         return self.analyze_rgb(rgb)
 
     def analyze_rgb(self, rgb: np.ndarray) -> list[FaceResult]:
