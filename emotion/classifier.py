@@ -76,6 +76,15 @@ def card_path(model_path: str | Path) -> Path:
     return Path(model_path).with_suffix(".json")
 
 
+def read_card(model_path: str | Path) -> dict:
+    """The model card beside ``model_path``; {} when there is none or it is unreadable."""
+    try:
+        card = json.loads(card_path(model_path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return card if isinstance(card, dict) else {}
+
+
 def compiled_forward(model):
     """A compiled inference function of ``model``: float32 (N, 48, 48, 1) -> (N, 7).
 
@@ -134,13 +143,7 @@ class EmotionClassifier:
         if tuple(model.input_shape[1:]) != (FACE_SIZE, FACE_SIZE, 1) or model.output_shape[-1] != len(LABELS):
             raise ModelError(f"{path.name} takes {model.input_shape[1:]} and gives "
                              f"{model.output_shape[-1]} classes; expected 48x48x1 faces, 7 emotions")
-        card = {}
-        if card_path(path).is_file():
-            try:
-                card = json.loads(card_path(path).read_text())
-            except (OSError, ValueError):
-                card = {}
-        return cls(model, card, path)
+        return cls(model, read_card(path), path)
 
     @property
     def name(self) -> str:

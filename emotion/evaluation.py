@@ -11,7 +11,6 @@ Used by the app's Training page and usable on its own::
 from __future__ import annotations
 
 import dataclasses
-import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .classifier import card_path, models_dir
+from .classifier import models_dir, read_card
 from .data import Dataset, DatasetError, default_dataset_path, load_dataset
 
 _LOCK = threading.Lock()
@@ -49,11 +48,7 @@ def list_models(folder: str | Path | None = None) -> list[Path]:
 
 def load_card(model_path: str | Path) -> dict:
     """The model card beside ``model_path`` ({} when there is none or it is unreadable)."""
-    try:
-        card = json.loads(card_path(model_path).read_text())
-    except (OSError, ValueError):
-        return {}
-    return card if isinstance(card, dict) else {}
+    return read_card(model_path)
 
 
 def load_dataset_cached(path: str | Path) -> Dataset:

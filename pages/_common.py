@@ -16,6 +16,7 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
 import emotion
+import emotion.evaluation
 from emotion.annotate import EMOTION_COLORS
 
 # Streamlit starts in its old "pages/ folder" mode, where a first visit to a deep
@@ -47,12 +48,7 @@ def one_line(error: BaseException) -> str:
 def model_key(path: str | Path | None = None) -> tuple[str, int, int]:
     """What identifies a model file for the caches: its path, and its time and size,
     so a retrained or replaced file is loaded again."""
-    path = Path(path) if path else emotion.default_model_path()
-    try:
-        stat = path.stat()
-    except OSError:
-        return str(path), 0, -1
-    return str(path.resolve()), stat.st_mtime_ns, stat.st_size
+    return emotion.evaluation.file_key(path or emotion.default_model_path())
 
 
 @st.cache_resource(show_spinner="Loading the emotion model…", max_entries=4)
