@@ -67,6 +67,7 @@ class Clip:
 class Delivered(NamedTuple):
     seq: int  # grows by one per finished clip, so a page can play each clip once
     clip: Clip
+    requested_at: float = 0.0  # the announcer's clock when the sentence was asked for
 
 
 # --- sentences -------------------------------------------------------------------
@@ -228,7 +229,8 @@ class Announcer:
     def __init__(self, *, lang: str = "en", synthesize: Callable[[str, str], Clip] | None = None,
                  cache_dir: Path | str | None = None, gtts_timeout: float = GTTS_TIMEOUT, maxsize: int = 2,
                  stable_seconds: float = 1.0, cooldown_seconds: float = 3.0,
-                 clock: Callable[[], float] = time.monotonic, play_on_server: bool = False):
+                 clock: Callable[[], float] = time.monotonic, play_on_server: bool = False,
+                 idle_seconds: float = 60.0):
         self.lang = lang
         self._synthesize = synthesize or functools.partial(_synthesize, cache_dir=cache_dir, timeout=gtts_timeout)
         self.maxsize = max(1, maxsize)
@@ -236,9 +238,10 @@ class Announcer:
         self.cooldown_seconds = cooldown_seconds
         self.clock = clock
         self.play_on_server = play_on_server
+        self.idle_seconds = idle_seconds
 
         self._cond = threading.Condition()
-        self._queue: collections.deque[tuple[str, str]] = collections.deque()
+        self._queue: collections.deque[tuple[str, str, float]] = collections.deque()  # text, lang, asked at
         self._closed = False
         self._status = AnnouncerStatus()
         self._latest: Delivered | None = None
@@ -251,8 +254,9 @@ class Announcer:
         self._last_said: tuple[str, ...] | None = None
         self._last_said_at = -math.inf
 
-        self._worker = threading.Thread(target=self._run, name="facemood-announcer", daemon=True)
-        self._worker.start()
+        # Started by the first request and ended after idle_seconds without one: a page
+        # cannot tell when its browser session is gone, so an idle announcer holds no thread.
+        self._worker: threading.Thread | None = None
 
     # -- input
 
@@ -274,7 +278,10 @@ class Announcer:
             if len(self._queue) >= self.maxsize:
                 self._queue.popleft()  # the oldest request describes a moment that has passed
                 self._status = replace(self._status, dropped=self._status.dropped + 1)
-            self._queue.append((text, lang or self.lang))
+            self._queue.append((text, lang or self.lang, self.clock()))
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._run, name="facemood-announcer", daemon=True)
+                self._worker.start()
             self._cond.notify()
         return True
 
@@ -320,7 +327,7 @@ class Announcer:
 
     def pending(self) -> list[str]:
         with self._cond:
-            return [text for text, _ in self._queue]
+            return [text for text, _, _ in self._queue]
 
     # -- life cycle
 
@@ -330,8 +337,17 @@ class Announcer:
             self._closed = True
             self._queue.clear()
             self._cond.notify_all()
-        self._worker.join(timeout)
-        return not self._worker.is_alive()
+            worker = self._worker
+        if worker is None:
+            return True
+        worker.join(timeout)
+        return not worker.is_alive()
+
+    @property
+    def working(self) -> bool:
+        """Whether the worker thread is running now (it ends when idle)."""
+        with self._cond:
+            return self._worker is not None
 
     def __enter__(self) -> Announcer:
         return self
@@ -342,14 +358,17 @@ class Announcer:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._queue and not self._closed:
-                    self._cond.wait()
+                if not self._queue and not self._closed:
+                    self._cond.wait_for(lambda: self._queue or self._closed, timeout=self.idle_seconds)
                 if self._closed:
                     return
-                text, lang = self._queue.popleft()
-            self._speak(text, lang)
+                if not self._queue:  # idle: the next request starts a new worker
+                    self._worker = None
+                    return
+                text, lang, asked_at = self._queue.popleft()
+            self._speak(text, lang, asked_at)
 
-    def _speak(self, text: str, lang: str) -> None:
+    def _speak(self, text: str, lang: str, asked_at: float) -> None:
         try:
             clip = self._synthesize(text, lang)
         except Exception as error:  # the caller sees a status, never an exception
@@ -359,7 +378,7 @@ class Announcer:
             if self._closed:
                 return
             self._seq += 1
-            self._latest = Delivered(self._seq, clip)
+            self._latest = Delivered(self._seq, clip, asked_at)
             self._status = replace(self._status, source=clip.source, voice=VOICE_NAMES.get(clip.source, clip.source),
                                    last_error=None, spoken=self._status.spoken + 1)
             sinks = list(self._sinks)

@@ -221,7 +221,7 @@ def test_sinks_and_latest_get_each_clip_once_in_order():
         wait_for(lambda: len(got) == 1)
         announcer.announce(["sad", "neutral"])
         wait_for(lambda: len(got) == 2)
-        assert announcer.latest() == (2, fake_clip("Two faces: sad and calm", "en"))
+        assert announcer.latest()[:2] == (2, fake_clip("Two faces: sad and calm", "en"))
         assert announcer.status.spoken == 2 and announcer.status.voice == "cached clip"
     assert got == [(1, "You look happy"), (2, "Two faces: sad and calm")]
     assert announcer.announce([]) is False  # no face: nothing said
@@ -281,7 +281,7 @@ def test_announcer_end_to_end_with_real_voices(tmp_path, google_untried):
         announcer.announce(["happy", "fear"])
         assert time.perf_counter() - t0 < 0.01
         wait_for(lambda: announcer.latest() is not None, seconds=20)
-        seq, clip = announcer.latest()
+        seq, clip, _ = announcer.latest()
         assert seq == 1 and clip.text == "Two faces: happy and scared"
         assert announcer.status.source == clip.source and clip.source in ("offline", "gtts")
         assert loudness_dbfs(clip.path)[0] > -40
@@ -303,3 +303,33 @@ def test_server_playback_failure_is_a_status_not_a_crash(tmp_path):
         wait_for(lambda: announcer.latest() is not None)
         wait_for(lambda: announcer.status.last_error is not None)
         assert announcer.status.last_error.startswith("playback: ")
+
+
+def test_a_delivered_clip_says_when_it_was_asked_for():
+    """So that a page can leave unplayed a clip that comes after the moment has passed."""
+    now = [50.0]
+    with Announcer(synthesize=fake_clip, clock=lambda: now[0]) as announcer:
+        announcer.announce("happy")
+        now[0] = 57.0
+        deadline = time.monotonic() + 10
+        while announcer.latest() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert announcer.latest().requested_at == 50.0
+
+
+def test_an_idle_announcer_holds_no_thread_and_wakes_on_the_next_request():
+    """A page cannot tell when its browser session is gone: its announcer must not keep a thread."""
+    def workers():
+        return sum(thread.name == "facemood-announcer" and thread.is_alive() for thread in threading.enumerate())
+
+    before = workers()
+    with Announcer(synthesize=fake_clip, idle_seconds=0.2) as announcer:
+        assert not announcer.working and workers() == before  # nothing asked yet: no thread
+        announcer.announce("happy")
+        wait_for(lambda: announcer.latest() is not None)
+        wait_for(lambda: not announcer.working)
+        wait_for(lambda: workers() == before)
+        announcer.announce("sad")  # the next request starts a worker again
+        wait_for(lambda: announcer.latest().seq == 2)
+        assert announcer.latest().clip.text == "You look sad"
+    wait_for(lambda: workers() == before)
