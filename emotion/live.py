@@ -493,6 +493,11 @@ class LiveStats:
                 running_seconds=0.0 if self._first is None else now - self._first)
 
 
+def frame_labels(faces: list[LiveFace]) -> list[str]:
+    """The faces' labels, left to right on the picture: what a frame "says"."""
+    return [face.label for face in sorted(faces, key=lambda face: face.box[0])]
+
+
 class LiveSession:
     """A pipeline and its stats for one viewer: what a video callback needs.
 
@@ -502,6 +507,11 @@ class LiveSession:
     frame start a new run (new ids, stats from zero); ``ended`` says whether the stream
     has ended since the last :meth:`begin`. After a pause of a few seconds the faces are
     looked for afresh.
+
+    ``listener``, when set, is called on the video thread with each processed frame's
+    labels, left to right (an empty list when no face is in view), for example an
+    ``emotion.speech.Announcer``'s ``observe``; it must return quickly, and its
+    errors are logged, never raised into the video.
     """
 
     def __init__(self, classifier, settings: LiveSettings | None = None, warm_up: bool = True,
@@ -510,6 +520,7 @@ class LiveSession:
         if warm_up:
             self.pipeline.warm_up()
         self.stats = LiveStats()
+        self.listener = None
         self._ended = False
         self.ended = False
         self._last_frame: float | None = None
@@ -549,6 +560,12 @@ class LiveSession:
             text = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
             result = LiveFrame(None, [], skipped=f"{type(error).__name__}: {text}" if text else type(error).__name__)
         self.stats.record(result, self.pipeline.period)
+        listener = self.listener  # read once: the page may swap it from another thread
+        if listener is not None and not result.skipped:
+            try:
+                listener(frame_labels(result.faces))
+            except Exception:  # noqa: BLE001 - a voice problem must not cost a video frame
+                logger.warning("live listener failed", exc_info=True)
         return result.image
 
     def video_frame_callback(self, frame):

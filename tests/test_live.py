@@ -18,7 +18,8 @@ import pytest
 from conftest import SHARED_DATA, require
 from emotion import EmotionClassifier, LABELS
 from emotion.annotate import caption, draw_results
-from emotion.live import (LiveFrame, LivePipeline, LiveSession, LiveSettings, LiveStats, as_rgb, iou)
+from emotion.live import (LiveFace, LiveFrame, LivePipeline, LiveSession, LiveSettings, LiveStats, as_rgb,
+                          frame_labels, iou)
 
 VIDEO = SHARED_DATA / "video"
 
@@ -272,6 +273,32 @@ def test_a_fault_in_the_pipeline_skips_the_frame_and_the_next_one_works(classifi
     assert session.stats.snapshot().problem == "RuntimeError: model exploded"
     faulty.fail = False
     assert session.process(woman[1]) is not None and len(session.stats.snapshot().faces) == 1
+
+
+def test_the_listener_hears_each_frames_labels_left_to_right_and_cannot_break_the_video(classifier, woman):
+    heard = []
+    session = LiveSession(classifier, confirm_new=False)
+    session.listener = heard.append
+    session.process(woman[0])
+    assert heard == [[session.stats.snapshot().faces[0].label]]
+    session.begin()  # a new run, so that no face is followed from before
+    session.process(np.zeros((480, 640, 3), np.uint8))  # no face: an empty list
+    session.process(None)  # skipped: nothing to hear
+    assert heard[1:] == [[]]
+
+    def broken(labels):
+        raise RuntimeError("the voice is gone")
+
+    session.listener = broken
+    assert session.process(woman[1]) is not None and session.stats.snapshot().skipped == 1  # only the None
+
+
+def test_frame_labels_go_left_to_right():
+    def face(x, label):
+        return LiveFace(track_id=x, box=(x, 0, 10, 10), label=label, score=1.0, probs={})
+
+    assert frame_labels([face(300, "sad"), face(10, "happy"), face(150, "fear")]) == ["happy", "fear", "sad"]
+    assert frame_labels([]) == []
 
 
 # --- what the page reads: the stats ---------------------------------------------------
