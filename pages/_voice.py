@@ -1,8 +1,10 @@
-"""Spoken announcements on the pages: the voice settings and the clip player.
+"""Spoken announcements on the pages: the voice settings and the clip players.
 
 Each browser session gets its own ``emotion.speech.Announcer`` (one worker
 thread), so a slow or dead network never holds up the page: the page asks for a
-sentence, and a fragment polls for the finished clip and plays it once.
+sentence, and the page's player picks up the finished clip and plays it once:
+:func:`player`, a fragment that polls (the Image page), or :class:`LivePlayer`,
+polled by a page that holds its script run in a loop (the Webcam page).
 """
 
 from __future__ import annotations
@@ -51,6 +53,25 @@ def voice_settings() -> VoiceSettings:
     return VoiceSettings(enabled, lang, where)
 
 
+def _clip_bytes(clip: speech.Clip) -> bytes | None:
+    try:
+        return clip.path.read_bytes()
+    except OSError as error:
+        st.warning(f"The voice clip could not be read: {error.strerror}")
+        return None
+
+
+def _show_status(voice: speech.Announcer) -> None:
+    status = voice.status
+    if status.last_error and status.source is None:
+        st.warning(f"Voice unavailable: {status.last_error}", icon=":material/volume_off:")
+
+
+def said(clip: speech.Clip) -> str:
+    """The caption under a played clip: what was said and by which voice."""
+    return f":material/volume_up: \"{clip.text}\" — voice: {speech.VOICE_NAMES.get(clip.source)}"
+
+
 def announcer(settings: VoiceSettings) -> speech.Announcer:
     """This session's announcer, set for ``settings``."""
     if "voice_announcer" not in st.session_state:
@@ -73,19 +94,68 @@ def player(settings: VoiceSettings) -> None:
     if not settings.enabled:
         return
     voice = announcer(settings)
-    latest, status = voice.latest(), voice.status
-    if status.last_error and status.source is None:
-        st.warning(f"Voice unavailable: {status.last_error}", icon=":material/volume_off:")
+    latest = voice.latest()
+    _show_status(voice)
     if latest is None:
-        if status.pending:
+        if voice.status.pending:
             st.caption("Preparing the voice…")
         return
-    st.caption(f"🔊 \"{latest.clip.text}\" — voice: {speech.VOICE_NAMES.get(latest.clip.source)}")
-    if settings.where == "browser":
-        try:
-            audio = latest.clip.path.read_bytes()
-        except OSError as error:
-            st.warning(f"The voice clip could not be read: {error.strerror}")
-            return
+    st.caption(said(latest.clip))
+    if settings.where == "browser" and (audio := _clip_bytes(latest.clip)) is not None:
         # Same clip, same element on every rerun: the browser keeps it and plays it once.
         st.audio(audio, format=latest.clip.mime, autoplay=True)
+
+
+class LivePlayer:
+    """Plays each new clip once while the page's script run loops (live video).
+
+    Call :meth:`update` from the loop. A new clip gets a new audio element, in the
+    one of two places that is empty, so that the browser mounts it afresh and plays
+    it, even when it says the same as an earlier one; the other place is cleared,
+    which stops a clip still talking. A clip that is ready more than ``max_delay``
+    seconds after it was asked for describes a moment the video has left: skipped.
+    """
+
+    def __init__(self, settings: VoiceSettings, max_delay: float = 3.0):
+        self.settings = settings
+        self.max_delay = max_delay
+        self.voice = announcer(settings) if settings.enabled else None
+        self._status = st.empty()
+        self._places = (st.empty(), st.empty())
+        self._drawn: tuple | None = None  # (caption, problem) on the page now
+        # What this session has played survives reruns (a setting changed), so nothing plays twice.
+        if "voice_live_played" not in st.session_state:
+            st.session_state.voice_live_played = (None, 0)
+        self.update()
+
+    def update(self) -> None:
+        """Play a clip that is new and not late; show the voice's state. Cheap when nothing changed."""
+        if self.voice is None:
+            return
+        latest, status = self.voice.latest(), self.voice.status
+        caption, played = st.session_state.voice_live_played
+        if latest is not None and latest.seq > played:
+            late = self.voice.clock() - latest.requested_at > self.max_delay
+            if not late:
+                caption = said(latest.clip)
+                if self.settings.where == "browser":
+                    self._play(latest)
+            st.session_state.voice_live_played = (caption, latest.seq)
+        drawn = (caption, status.last_error if status.source is None else None)
+        if drawn != self._drawn:
+            self._drawn = drawn
+            with self._status.container():
+                _show_status(self.voice)
+                if caption:
+                    st.caption(caption)
+
+    def _play(self, delivered: speech.Delivered) -> None:
+        audio = _clip_bytes(delivered.clip)
+        if audio is None:
+            return
+        place, other = self._places[delivered.seq % 2], self._places[1 - delivered.seq % 2]
+        other.empty()
+        # The number in the accessible name makes each announcement its own element:
+        # Streamlit autoplays an element only once.
+        place.audio(audio, format=delivered.clip.mime, autoplay=True,
+                    alt=f"Announcement {delivered.seq}: {delivered.clip.text}")

@@ -7,6 +7,10 @@ long script run that Stop, a setting or leaving the page interrupts. (A fragment
 with ``run_every`` would end a script run every second, and Streamlit ends each run
 with ``keras.backend.clear_session()`` and full garbage collections, which hold the
 interpreter long enough to halve the video's frame rate.)
+
+With voice on, the video thread feeds each frame's labels to the session's
+announcer, which speaks once a new emotion has held for a moment; the same loop
+plays each finished clip in the browser (``_voice.LivePlayer``).
 """
 
 from __future__ import annotations
@@ -22,13 +26,14 @@ import streamlit as st
 
 import emotion
 from emotion import LABELS
-from emotion.live import LiveSession, LiveSettings
-from pages import _common
+from emotion.live import LiveSession, LiveSettings, frame_labels
+from pages import _common, _voice
 from pages._webrtc import webrtc
 
 ICE_ENV = "FACEMOOD_ICE_SERVERS"
 NO_VIDEO_AFTER_S = 15  # after this long without a frame, say that the connection failed
 REFRESH_S = 1.0        # how often the numbers beside the video are redrawn
+VOICE_POLL_S = 0.2     # how often the loop looks for a finished voice clip to play
 SNAPSHOT_HINT = ("Turn on **Snapshot mode** above to analyse single pictures from the camera instead: "
                  "it needs no live connection.")
 # What the video box says when the camera cannot start (the browser's own words), and what to do.
@@ -156,8 +161,8 @@ def show_stats(stats, show_probs: bool, active: bool) -> None:
                          + SNAPSHOT_HINT, icon=":material/videocam_off:")
 
 
-def snapshot_mode(classifier, settings: LiveSettings) -> None:
-    """One picture from the camera, analysed like a live frame."""
+def snapshot_mode(classifier, settings: LiveSettings, voice: _voice.VoiceSettings) -> None:
+    """One picture from the camera, analysed like a live frame (and said, with voice on)."""
     st.caption("Take a picture: it is analysed like a frame of the live video, on this computer.")
     picture = st.camera_input("Take a picture", key="snapshot", label_visibility="collapsed")
     if picture is None:
@@ -178,6 +183,10 @@ def snapshot_mode(classifier, settings: LiveSettings) -> None:
     image.image(annotated, caption=f"{len(faces)} face{'s' if len(faces) != 1 else ''}")
     with details:
         show_faces(faces, settings.show_probs)
+        if st.session_state.get("webcam_spoken_for") != picture.file_id:  # once per picture, not per rerun
+            st.session_state.webcam_spoken_for = picture.file_id
+            _voice.say(frame_labels(faces), voice)
+        _voice.player(voice)
 
 
 # --- the page ---------------------------------------------------------------------------
@@ -196,6 +205,7 @@ with st.sidebar:
     mirror = st.checkbox("Mirror view", True, key="webcam_mirror",
                          help="Show the picture as a mirror does, as most video calls do.")
 settings = LiveSettings(min_face=min_face / 100, smoothing=smoothing, show_probs=show_probs, mirror=mirror)
+voice = _voice.voice_settings()
 
 classifier = _common.load_classifier()
 if classifier is None:
@@ -206,9 +216,12 @@ if session is None or session.classifier is not classifier:  # first visit, or a
     with st.spinner("Preparing the live analysis…"):
         session = st.session_state["webcam_session"] = LiveSession(classifier, settings)
 session.configure(**dataclasses.asdict(settings))
+# The video thread tells the announcer what each frame shows; it speaks when that changes and holds.
+session.listener = _voice.announcer(voice).observe if voice.enabled else None
 
 if st.toggle("Snapshot mode (single pictures, no live video)", key="webcam_snapshot_mode"):
-    snapshot_mode(classifier, settings)
+    session.listener = None
+    snapshot_mode(classifier, settings, voice)
     st.stop()
 
 servers, ice_problem = ice_servers()
@@ -236,6 +249,7 @@ with video:
         st.caption("Press **Start** and allow the camera.")
         with st.expander("Camera not working?", icon=":material/help:"):
             st.markdown(CAMERA_HELP)
+    speaker = _voice.LivePlayer(voice)
 
 active = bool(context is not None and (context.state.playing or context.state.signalling))
 if active and not st.session_state.get("webcam_active"):  # Start was pressed: a new run
@@ -253,10 +267,14 @@ with panel:
     if active:
         # Redrawn until the next script run interrupts the loop (Stop, a setting, another page),
         # or the stream ends on the server (the browser went away: nobody will press Stop).
+        redraw_at = 0.0
         while (context.state.playing or context.state.signalling) and not session.ended:
-            with slot.container():
-                show_stats(session.stats, show_probs, True)
-            time.sleep(REFRESH_S)
+            if time.monotonic() >= redraw_at:
+                with slot.container():
+                    show_stats(session.stats, show_probs, True)
+                redraw_at = time.monotonic() + REFRESH_S
+            speaker.update()
+            time.sleep(VOICE_POLL_S)
     else:
         with slot.container():
             if attempted_without_video:

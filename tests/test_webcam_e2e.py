@@ -27,10 +27,12 @@ import urllib.request
 from pathlib import Path
 
 import cv2
+import miniaudio
 import numpy as np
 import pytest
 
 from emotion import HaarDetector
+from emotion.speech import ADJECTIVES
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT.parent / "shared" / "data" / "video" / "fer_woman2.mp4"
@@ -42,6 +44,7 @@ CLIP_FRAMES = 150        # five seconds, looped by Chromium
 STARTUP_S = 300          # server start (TensorFlow import) on a busy two-core machine
 WAIT_S = 150             # for frames to come back after Start
 STALL_S = 30             # frames that stop coming for this long: the run has stalled
+WATCH_VOICE_S = 60       # for the first spoken sentence after the video starts
 COMPONENT = 'iframe[title="streamlit_webrtc.component.webrtc_streamer"]'
 CHROMIUM_FLAGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -56,6 +59,13 @@ GRAB_JS = """() => { const v = document.querySelector('video');
     if (!v || !v.videoWidth) return null;
     const c = document.createElement('canvas'); c.width = v.videoWidth; c.height = v.videoHeight;
     c.getContext('2d').drawImage(v, 0, 0); return c.toDataURL('image/png'); }"""
+# Every audio element's playback in the page, as it happens (media events do not bubble: captured).
+AUDIO_EVENTS_JS = """window.__audio = [];
+for (const type of ["playing", "ended", "pause"]) document.addEventListener(type, (e) => {
+    if (e.target.tagName !== "AUDIO") return;
+    window.__audio.push({type, at: performance.now(), label: e.target.getAttribute("aria-label"),
+                         src: e.target.currentSrc, time: e.target.currentTime, duration: e.target.duration});
+}, true);"""
 BROWSER_FPS_JS = """async (seconds) => { const v = document.querySelector('video');
     const q0 = v.getVideoPlaybackQuality(), t0 = performance.now();
     await new Promise(r => setTimeout(r, seconds * 1000));
@@ -196,10 +206,12 @@ def launch(playwright, camera_flags: list[str]):
 class WebcamPage:
     """The Webcam page in a browser tab, and what it shows."""
 
-    def __init__(self, browser, server: Server):
+    def __init__(self, browser, server: Server, init_script: str | None = None):
         self.server = server
         self.restarts = 0
         self.page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        if init_script:
+            self.page.add_init_script(init_script)
         self.page.set_default_timeout(WAIT_S * 1000)
         self.open()
 
@@ -413,6 +425,65 @@ def test_live_video_comes_back_with_the_face_boxed_and_labelled(server, browser,
         webcam.stop()
     except BaseException:
         webcam.page.screenshot(path=str(ARTIFACTS / "webcam-e2e-failed.png"))
+        raise
+    finally:
+        webcam.page.close()
+
+
+def test_voice_says_the_live_emotion_while_the_video_runs(server, browser):
+    """Voice on, video on: a sentence for the face's emotion plays in the page, to its end,
+    while the video keeps coming back; it is a real, audible clip; sentences do not repeat."""
+    webcam = WebcamPage(browser, server, init_script=AUDIO_EVENTS_JS)
+    try:
+        webcam.page.get_by_text("Say the emotions out loud").click()  # a click: the browser lets the page play sound
+        webcam.page.get_by_text("Only the sentence's text").wait_for()  # the rerun with voice on is done
+        webcam.component.get_by_role("button", name="Start").wait_for()
+        pressed_at = webcam.page.evaluate("performance.now()")  # the page's clock, as the audio events'
+        webcam.start(frames=30)
+        began, shown_labels, played = time.monotonic(), set(), None
+        while time.monotonic() - began < WATCH_VOICE_S:
+            shown_labels.update(re.findall(r"Face #\d+: (\w+)", webcam.page.inner_text("body")))
+            events = webcam.page.evaluate("window.__audio")
+            if played is None and any(e["type"] == "playing" for e in events):
+                played = time.monotonic() - began
+                # While the clip plays, the video keeps coming back.
+                during = webcam.video_frame().evaluate(BROWSER_FPS_JS, 1.0)
+            if played is not None and time.monotonic() - began > played + 8:
+                break  # a few seconds more, to see whether anything repeats
+            time.sleep(0.3)
+        events = webcam.page.evaluate("window.__audio")
+        webcam.page.screenshot(path=str(ARTIFACTS / "webcam-e2e-voice.png"))
+        assert not webcam.page.locator('[data-testid="stException"]').count()
+        starts = [e for e in events if e["type"] == "playing"]
+        assert starts, f"no clip played in {WATCH_VOICE_S} s of video: {events}\n{server.tail()}"
+
+        first = starts[0]
+        sentence = first["label"].split(": ", 1)[1]
+        spoken = {f"You look {word}": label for label, word in ADJECTIVES.items()}
+        assert sentence in spoken, first
+        assert spoken[sentence] in shown_labels, (sentence, shown_labels)  # the emotion the page showed
+        ended = [e for e in events if e["type"] == "ended" and e["label"] == first["label"]]
+        assert ended and ended[0]["time"] > 0.5, events  # played to its end, not cut off at once
+        assert during["fps"] > 5, during  # the video did not stall while the voice spoke
+        webcam.page.get_by_text(f'"{sentence}"').first.wait_for()  # the caption says what was said
+
+        clip = webcam.page.request.get(first["src"]).body()
+        decoded = miniaudio.decode(clip, output_format=miniaudio.SampleFormat.FLOAT32)
+        samples = np.asarray(decoded.samples)
+        assert decoded.duration > 0.5 and np.sqrt(np.mean(samples ** 2)) > 0.01, "a real, audible clip"
+
+        sentences = [e["label"].split(": ", 1)[1] for e in starts]
+        assert all(a != b for a, b in zip(sentences, sentences[1:])), sentences  # never the same twice running
+        gaps = [b["at"] - a["at"] for a, b in zip(starts, starts[1:])]
+        assert all(gap >= 2500 for gap in gaps), gaps  # the cool-down holds (3 s, less timer slack)
+        figures = {"first_clip_after_start_s": round((first["at"] - pressed_at) / 1000, 1), "sentences": sentences,
+                   "clip_seconds": round(decoded.duration, 2), "video_fps_while_speaking": round(during["fps"], 1),
+                   "labels_shown": sorted(shown_labels)}
+        (ARTIFACTS / "webcam-e2e-voice.json").write_text(json.dumps(figures, indent=2) + "\n")
+        print(json.dumps(figures, indent=2))
+        webcam.stop()
+    except BaseException:
+        webcam.page.screenshot(path=str(ARTIFACTS / "webcam-e2e-voice-failed.png"))
         raise
     finally:
         webcam.page.close()

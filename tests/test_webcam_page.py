@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -21,6 +22,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from conftest import FACES_DIR, SHARED_DATA, require
+from emotion.speech import ADJECTIVES, Announcer
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"
@@ -258,3 +260,95 @@ def test_snapshot_without_a_face_and_a_broken_picture(streamer):
     at.camera_input(key="snapshot").set_value(("shot.jpg", b"\xff\xd8 not really a jpeg", "image/jpeg")).run()
     assert not at.exception
     assert len(at.error) == 1 and "\n" not in at.error[0].value
+
+
+# --- voice --------------------------------------------------------------------------------
+
+
+class Clock:
+    """A clock the test moves by hand, for the announcer's debounce and lateness."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def wait_for_clip(announcer, seq: int = 1, seconds: float = 30):
+    deadline = time.monotonic() + seconds
+    while (announcer.latest() is None or announcer.latest().seq < seq) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert announcer.latest() is not None and announcer.latest().seq >= seq, announcer.status
+    return announcer.latest()
+
+
+def live_run(at, streamer, session, frames):
+    """Start pressed, the video thread processing ``frames``: one script run of the live loop."""
+    streamer.signalling = True
+    at.run()
+    streamer.signalling, streamer.playing = False, True
+    for frame in frames:
+        session.process(frame)
+
+
+def test_voice_on_speaks_the_live_emotion_once_it_holds_and_plays_each_clip_once(streamer):
+    at = webcam_page()
+    clock = Clock()
+    at.session_state["voice_announcer"] = announcer = Announcer(clock=clock)  # the page's own, on a hand clock
+    at.toggle(key="voice_on").set_value(True).run()
+    session = at.session_state["webcam_session"]
+    assert session.listener == announcer.observe  # the video thread feeds the announcer
+
+    frames = [cv2.resize(video_frame(i), (640, 480)) for i in range(30, 36)]
+    live_run(at, streamer, session, frames[:3])
+    assert announcer.latest() is None  # one moment is not yet "held"
+    clock.now += 1.5
+    for frame in frames[3:]:
+        session.process(frame)
+    delivered = wait_for_clip(announcer)
+    label = session.stats.snapshot().faces[0].label
+    assert delivered.clip.text == f"You look {ADJECTIVES[label]}"
+    at.run()
+    assert not at.exception and not at.error
+    players = at.get("audio")
+    assert len(players) == 1 and players[0].proto.autoplay
+    assert players[0].proto.alt == f"Announcement 1: You look {ADJECTIVES[label]}"
+    assert any(f'"You look {ADJECTIVES[label]}"' in c.value and "cached clip" in c.value for c in at.caption)
+
+    at.run()  # another run (a setting, a redraw): the caption stays, the clip does not play again
+    assert not at.get("audio") and any("You look" in c.value for c in at.caption)
+
+
+def test_a_clip_that_comes_late_is_not_played(streamer):
+    at = webcam_page()
+    clock = Clock()
+    at.session_state["voice_announcer"] = announcer = Announcer(clock=clock)
+    at.toggle(key="voice_on").set_value(True).run()
+    announcer.announce(["happy"])
+    wait_for_clip(announcer)
+    clock.now += 10  # the video has moved on since the sentence was asked for
+    live_run(at, streamer, at.session_state["webcam_session"], [])
+    at.run()
+    assert not at.exception and not at.get("audio")
+
+
+def test_voice_off_leaves_the_video_alone(streamer):
+    at = webcam_page()
+    at.toggle(key="voice_on").set_value(True).run()
+    assert at.session_state["webcam_session"].listener is not None
+    at.toggle(key="voice_on").set_value(False).run()
+    assert at.session_state["webcam_session"].listener is None and not at.get("audio")
+
+
+def test_snapshot_mode_says_the_picture_with_voice_on(streamer):
+    at = webcam_page()
+    at.toggle(key="voice_on").set_value(True).run()
+    at.toggle(key="webcam_snapshot_mode").set_value(True).run()
+    at.camera_input(key="snapshot").set_value(("shot.jpg", jpeg(video_frame()), "image/jpeg")).run()
+    deadline = time.monotonic() + 30
+    while not at.get("audio") and time.monotonic() < deadline:
+        time.sleep(0.3)
+        at.run()
+    assert not at.exception and len(at.get("audio")) == 1
+    assert any("You look" in c.value for c in at.caption)
