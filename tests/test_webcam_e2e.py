@@ -15,6 +15,7 @@ installed by ``.ci/run``); no browser is downloaded.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -286,6 +287,19 @@ class WebcamPage:
         return cv2.cvtColor(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
+@contextlib.contextmanager
+def webcam_tab(browser, server: Server, failed_shot: str, init_script: str | None = None):
+    """A Webcam page in a new tab, closed afterwards; a failure leaves a screenshot named ``failed_shot``."""
+    webcam = WebcamPage(browser, server, init_script)
+    try:
+        yield webcam
+    except BaseException:
+        webcam.page.screenshot(path=str(ARTIFACTS / failed_shot))
+        raise
+    finally:
+        webcam.page.close()
+
+
 def annotation_check(grabbed: np.ndarray, references: np.ndarray) -> dict:
     """Where the grabbed (annotated, mirrored) frame differs from the clip frame it shows.
 
@@ -384,8 +398,7 @@ def test_y4m_file_holds_the_clip_as_i420(clip_frames, camera_file):
 
 
 def test_live_video_comes_back_with_the_face_boxed_and_labelled(server, browser, clip_frames):
-    webcam = WebcamPage(browser, server)
-    try:
+    with webcam_tab(browser, server, "webcam-e2e-failed.png") as webcam:
         webcam.start(frames=30)
         # Over the next stretch of video (the first frames, while the codecs settle, aside):
         # frames per second end to end (annotated frames the server made, frames the browser
@@ -423,18 +436,12 @@ def test_live_video_comes_back_with_the_face_boxed_and_labelled(server, browser,
         assert surrounds(check["changed_extent"], check["face_box"]), check
         assert made > 1 and browser_side["fps"] > 1, figures
         webcam.stop()
-    except BaseException:
-        webcam.page.screenshot(path=str(ARTIFACTS / "webcam-e2e-failed.png"))
-        raise
-    finally:
-        webcam.page.close()
 
 
 def test_voice_says_the_live_emotion_while_the_video_runs(server, browser):
     """Voice on, video on: a sentence for the face's emotion plays in the page, to its end,
     while the video keeps coming back; it is a real, audible clip; sentences do not repeat."""
-    webcam = WebcamPage(browser, server, init_script=AUDIO_EVENTS_JS)
-    try:
+    with webcam_tab(browser, server, "webcam-e2e-voice-failed.png", init_script=AUDIO_EVENTS_JS) as webcam:
         webcam.page.get_by_text("Say the emotions out loud").click()  # a click: the browser lets the page play sound
         webcam.page.get_by_text("Only the sentence's text").wait_for()  # the rerun with voice on is done
         webcam.component.get_by_role("button", name="Start").wait_for()
@@ -482,11 +489,6 @@ def test_voice_says_the_live_emotion_while_the_video_runs(server, browser):
         (ARTIFACTS / "webcam-e2e-voice.json").write_text(json.dumps(figures, indent=2) + "\n")
         print(json.dumps(figures, indent=2))
         webcam.stop()
-    except BaseException:
-        webcam.page.screenshot(path=str(ARTIFACTS / "webcam-e2e-voice-failed.png"))
-        raise
-    finally:
-        webcam.page.close()
 
 
 def test_start_stop_leaving_and_closing_leak_nothing_and_the_next_start_works(server, browser):
