@@ -1,7 +1,7 @@
 """Spoken announcements on the pages: the voice settings and the clip players.
 
 Each browser session gets its own ``emotion.speech.Announcer`` (one worker
-thread), so a slow or dead network never holds up the page: the page asks for a
+thread while it has something to say), so a slow or dead network never holds up the page: the page asks for a
 sentence, and the page's player picks up the finished clip and plays it once:
 :func:`player`, a fragment that polls (the Image page), or :class:`LivePlayer`,
 polled by a page that holds its script run in a loop (the Webcam page).
@@ -61,10 +61,14 @@ def _clip_bytes(clip: speech.Clip) -> bytes | None:
         return None
 
 
-def _show_status(voice: speech.Announcer) -> None:
-    status = voice.status
-    if status.last_error and status.source is None:
-        st.warning(f"Voice unavailable: {status.last_error}", icon=":material/volume_off:")
+def _problem(status: speech.AnnouncerStatus) -> str | None:
+    """Why nothing can speak now, or None: a failure after a working clip is not shown."""
+    return status.last_error if status.source is None else None
+
+
+def _show_problem(status: speech.AnnouncerStatus) -> None:
+    if problem := _problem(status):
+        st.warning(f"Voice unavailable: {problem}", icon=":material/volume_off:")
 
 
 def said(clip: speech.Clip) -> str:
@@ -94,10 +98,10 @@ def player(settings: VoiceSettings) -> None:
     if not settings.enabled:
         return
     voice = announcer(settings)
-    latest = voice.latest()
-    _show_status(voice)
+    latest, status = voice.latest(), voice.status
+    _show_problem(status)
     if latest is None:
-        if voice.status.pending:
+        if status.pending:
             st.caption("Preparing the voice…")
         return
     st.caption(said(latest.clip))
@@ -141,11 +145,11 @@ class LivePlayer:
                 if self.settings.where == "browser":
                     self._play(latest)
             st.session_state.voice_live_played = (caption, latest.seq)
-        drawn = (caption, status.last_error if status.source is None else None)
+        drawn = (caption, _problem(status))
         if drawn != self._drawn:
             self._drawn = drawn
             with self._status.container():
-                _show_status(self.voice)
+                _show_problem(status)
                 if caption:
                     st.caption(caption)
 
