@@ -54,19 +54,25 @@ def _parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model on FER2013 and save it with its card")
     train.add_argument("--data", required=True, help="FER2013 CSV (.csv or .csv.gz) or image-folder dataset")
     train.add_argument("--out", required=True, help="where to write the model, e.g. models/mine.keras")
-    train.add_argument("--epochs", type=int, default=40)
+    # Options left out keep the --config file's value, or TrainConfig's default.
+    train.add_argument("--config", help="a JSON file of training options (TrainConfig fields); "
+                                        "the options below override it")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run whose checkpoint is in --run-dir (same configuration)")
+    train.add_argument("--epochs", type=int)
     train.add_argument("--limit", type=int, help="train on the first N training faces only")
-    train.add_argument("--architecture", default="vgg", help="small, vgg or resnet")
-    train.add_argument("--width", type=int, default=32, help="channels of the first stage")
-    train.add_argument("--batch-size", type=int, default=64)
-    train.add_argument("--optimizer", default="adam", choices=("adam", "sgd"))
-    train.add_argument("--learning-rate", type=float, default=1e-3)
-    train.add_argument("--weight-decay", type=float, default=0.01)
-    train.add_argument("--schedule", default="cosine", choices=("cosine", "constant"))
-    train.add_argument("--early-stopping", type=int, default=0, help="patience in epochs; 0: off")
+    train.add_argument("--architecture", help="small, vgg or resnet")
+    train.add_argument("--width", type=int, help="channels of the first stage")
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--optimizer", choices=("adam", "sgd"))
+    train.add_argument("--learning-rate", type=float)
+    train.add_argument("--weight-decay", type=float)
+    train.add_argument("--schedule", choices=("cosine", "constant"))
+    train.add_argument("--class-weight", choices=("none", "sqrt"))
+    train.add_argument("--early-stopping", type=int, help="patience in epochs; 0: off")
     train.add_argument("--no-augment", action="store_true", help="train without augmentation")
-    train.add_argument("--run-dir", help="checkpoint folder (default runs/<name>); a rerun resumes")
-    train.add_argument("--seed", type=int, default=1)
+    train.add_argument("--run-dir", help="checkpoint folder (default runs/<name>)")
+    train.add_argument("--seed", type=int)
     return parser
 
 
@@ -124,18 +130,38 @@ def _evaluate(args) -> int:
     return 0
 
 
+CONFIG_OPTIONS = ("epochs", "limit", "architecture", "width", "batch_size", "optimizer",
+                  "learning_rate", "weight_decay", "schedule", "class_weight", "early_stopping", "seed")
+
+
+def _train_config(args):
+    """The TrainConfig of ``train``: the --config file, then the options given."""
+    from dataclasses import asdict
+
+    from .model import Augmentation
+    from .train import TrainConfig
+
+    values = {}
+    if args.config:
+        try:
+            values = json.loads(Path(args.config).read_text())
+        except json.JSONDecodeError as error:
+            raise InputError(f"{args.config} is not valid JSON ({error.msg}, line {error.lineno})") from None
+        if not isinstance(values, dict):
+            raise InputError(f"{args.config} must hold a JSON object of training options")
+    values = asdict(TrainConfig.from_dict(values))
+    values.update({key: getattr(args, key) for key in CONFIG_OPTIONS if getattr(args, key) is not None})
+    if args.no_augment:
+        values["augmentation"] = asdict(Augmentation.none())
+    return TrainConfig.from_dict(values)
+
+
 def _train(args) -> int:
     from .data import load_dataset
-    from .model import Augmentation
-    from .train import TrainConfig, train
+    from .train import discard_run, train
 
-    config = TrainConfig(architecture=args.architecture, width=args.width, epochs=args.epochs,
-                         batch_size=args.batch_size, optimizer=args.optimizer,
-                         learning_rate=args.learning_rate, weight_decay=args.weight_decay,
-                         schedule=args.schedule, early_stopping=args.early_stopping,
-                         limit=args.limit, seed=args.seed,
-                         augmentation=Augmentation(False, 0, 0, 0, 0) if args.no_augment else Augmentation())
-    if args.epochs < 1:
+    config = _train_config(args)
+    if config.epochs < 1:
         raise InputError("--epochs must be at least 1")
     data = load_dataset(args.data)
 
@@ -143,13 +169,15 @@ def _train(args) -> int:
     from .plots import save_training_figures
 
     # A progress bar on a terminal; one line per epoch either way.
-    result = train(data, config, args.out, run_dir=args.run_dir, progress=TerminalBar(sys.stdout))
+    result = train(data, config, args.out, run_dir=args.run_dir, progress=TerminalBar(sys.stdout),
+                   resume=args.resume)
     metrics = result.card["metrics"]
     summary = ", ".join(f"{split} {m['accuracy']:.4f}" for split, m in metrics.items())
     print(f"saved {result.model_path} (best epoch {result.card['training']['best_epoch']}; "
           f"accuracy: {summary})")
     for figure in save_training_figures(result.model_path, result.card):
         print(f"wrote {figure}")
+    discard_run(result.run_dir)  # the model and its card now hold everything the run made
     return 0
 
 
@@ -166,5 +194,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted" + ("; the same command with --resume continues the run"
+                               if args.command == "train" else ""), file=sys.stderr)
         return 130

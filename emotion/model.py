@@ -25,6 +25,12 @@ class Augmentation:
     shift: float = 0.1        # fraction of the side, either way
     zoom: float = 0.1         # fraction, in or out
     brightness: float = 0.2   # fraction of the 0..255 range, either way
+    contrast: float = 0.0     # fraction, either way
+    erasing: float = 0.0      # probability of blanking a random patch (2-33 % of the face)
+
+    @classmethod
+    def none(cls) -> "Augmentation":
+        return cls(flip=False, rotation=0, shift=0, zoom=0, brightness=0)
 
     def layers(self) -> list[layers.Layer]:
         steps = []
@@ -38,6 +44,11 @@ class Augmentation:
             steps.append(layers.RandomZoom(self.zoom, fill_mode="reflect"))
         if self.brightness:
             steps.append(layers.RandomBrightness(self.brightness, value_range=(0, 255)))
+        if self.contrast:
+            steps.append(layers.RandomContrast(self.contrast, value_range=(0, 255)))
+        if self.erasing:
+            # Occlusions (hands, glasses, hair) are common in real faces and rare in FER2013.
+            steps.append(layers.RandomErasing(self.erasing, value_range=(0, 255)))
         return steps
 
 
@@ -51,7 +62,7 @@ def build_model(architecture: str = "vgg", augmentation: Augmentation | None = N
         raise ValueError(f"unknown architecture {architecture!r}; choose from {ARCHITECTURES}")
     inputs = keras.Input((FACE_SIZE, FACE_SIZE, 1), name="face")
     x = inputs
-    for step in (augmentation or Augmentation(False, 0, 0, 0, 0)).layers():
+    for step in (augmentation or Augmentation.none()).layers():
         x = step(x)
     x = layers.Rescaling(1.0 / 255.0)(x)
     body = {"small": _small, "vgg": _vgg, "resnet": _resnet}[architecture]

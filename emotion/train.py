@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -43,13 +43,18 @@ class TrainConfig:
     label_smoothing: float = 0.1
     dropout: float = 0.4
     augmentation: Augmentation = field(default_factory=Augmentation)
+    class_weight: str = "none"    # "none", or "sqrt": weigh rare classes (disgust) up by 1/sqrt(frequency)
     early_stopping: int = 0       # stop after this many epochs without a better val accuracy; 0: off
     limit: int | None = None      # train on the first N training faces only
     seed: int = 1
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
+        """A configuration from a card's or a config file's mapping; unknown keys are an error."""
         values = dict(values)
+        unknown = set(values) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown training option(s): {', '.join(sorted(unknown))}")
         values["augmentation"] = Augmentation(**values.get("augmentation", {}))
         return cls(**values)
 
@@ -69,6 +74,7 @@ class TrainResult:
     model_path: Path
     card: dict
     stopped_early: bool
+    run_dir: Path
 
 
 # progress(event) gets dicts: {"kind": "batch"|"epoch"|"evaluate"|"done", ...}
@@ -142,60 +148,126 @@ def save_model(model, path: Path, card: dict) -> None:
     _write_atomically(card_path(path), lambda temp: temp.write_text(json.dumps(card, indent=1)))
 
 
-def _make_callback(run_dir: Path, state: dict, config: TrainConfig, steps: int,
-                   progress: Progress | None, stop: threading.Event | None):
+class TrainingStopped(Exception):
+    """Raised inside ``fit`` when the user asks to stop: no partial epoch is validated,
+    checkpointed or chosen as the best."""
+
+
+def _progress_callback(config: TrainConfig, train_size: int, steps: int,
+                       progress: Progress | None, stop: threading.Event | None):
     import keras
 
-    class Checkpoints(keras.callbacks.Callback):
-        """Saves last/best checkpoints and the history each epoch; reports progress; stops."""
+    class Report(keras.callbacks.Callback):
+        """Reports batches and epochs to ``progress``, times each epoch, and stops on request."""
 
         def on_epoch_begin(self, epoch, logs=None):
-            self.model.optimizer.learning_rate = config.learning_rate_at(epoch)
+            self.epoch = epoch
             self.started = time.perf_counter()
 
         def on_train_batch_end(self, batch, logs=None):
+            if stop is not None and stop.is_set():
+                raise TrainingStopped
             if progress:
-                progress({"kind": "batch", "epoch": state["epoch"] + 1, "epochs": config.epochs,
+                progress({"kind": "batch", "epoch": self.epoch + 1, "epochs": config.epochs,
                           "batch": batch + 1, "batches": steps,
                           "elapsed": time.perf_counter() - self.started, **(logs or {})})
-            if stop is not None and stop.is_set():
-                self.model.stop_training = True
 
         def on_epoch_end(self, epoch, logs=None):
+            # Runs before CSVLogger (callback order), so the history file gets these too.
             seconds = time.perf_counter() - self.started
-            row = {k: float(v) for k, v in (logs or {}).items()}
-            row.update(epoch=epoch + 1, seconds=round(seconds, 1),
-                       learning_rate=config.learning_rate_at(epoch),
-                       images_per_second=round(state["train_size"] / seconds, 1))
-            state["history"].append(row)
-            state["epoch"] = epoch + 1
-            if row.get("val_accuracy", -1) > state["best_val_accuracy"]:
-                state["best_val_accuracy"] = row["val_accuracy"]
-                state["best_epoch"] = epoch + 1
-                _write_atomically(run_dir / "best.weights.h5",
-                                  lambda temp: self.model.save_weights(temp))
-            elif config.early_stopping and epoch + 1 - state["best_epoch"] >= config.early_stopping:
-                self.model.stop_training = True
-                state["early_stopped"] = True
-            _write_atomically(run_dir / "last.keras", lambda temp: self.model.save(temp))
-            _write_atomically(run_dir / "state.json",
-                              lambda temp: temp.write_text(json.dumps(state, indent=1)))
+            logs["seconds"] = round(seconds, 1)
+            logs["images_per_second"] = round(train_size / seconds, 1)
             if progress:
-                progress({"kind": "epoch", **row, "epochs": config.epochs,
-                          "best_epoch": state["best_epoch"]})
+                row = _history_row(epoch, logs)
+                history = read_history(self.history_path)
+                best = max(history + [row], key=lambda r: r.get("val_accuracy", -1))
+                progress({"kind": "epoch", **row, "epochs": config.epochs, "best_epoch": best["epoch"]})
 
-    return Checkpoints()
+    return Report()
+
+
+def _history_row(epoch: int, logs: dict) -> dict:
+    row = {key: float(value) for key, value in logs.items()}
+    row["epoch"] = epoch + 1
+    return row
+
+
+def read_history(path: Path) -> list[dict]:
+    """The per-epoch rows of a run's ``history.csv`` (1-based ``epoch``); a row written
+    twice (an epoch redone after a crash) counts once, the later one."""
+    import csv
+
+    if not path.is_file():
+        return []
+    rows = {}
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            values = {key: float(value) for key, value in row.items() if value not in ("", None)}
+            values["epoch"] = int(values["epoch"]) + 1
+            rows[values["epoch"]] = values
+    return [rows[epoch] for epoch in sorted(rows)]
+
+
+def _class_weights(labels: np.ndarray, mode: str) -> dict[int, float] | None:
+    """Loss weights per class: ``sqrt`` weighs a class by 1/sqrt(its frequency), so
+    disgust (1.5 % of FER2013) counts more without drowning the rest."""
+    if mode == "none":
+        return None
+    if mode != "sqrt":
+        raise ValueError(f"unknown class weighting {mode!r}; choose none or sqrt")
+    counts = np.bincount(labels, minlength=len(LABELS)).astype(float)
+    weights = np.where(counts > 0, 1.0 / np.sqrt(np.maximum(counts, 1)), 0.0)
+    weights *= counts.sum() / (weights * counts).sum()  # the average face keeps weight 1
+    return {index: float(weight) for index, weight in enumerate(weights)}
+
+
+def _callbacks(run_dir: Path, config: TrainConfig, report, best_so_far: float) -> list:
+    """Keras' own callbacks do the work; ``report`` only reports and stops."""
+    import keras
+
+    callbacks = [
+        # Restores weights, optimizer and epoch after a stopped process; we delete it
+        # ourselves once the model is saved, so a failure after fit can still resume.
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
+        keras.callbacks.LearningRateScheduler(config.learning_rate_at),
+        keras.callbacks.ModelCheckpoint(str(run_dir / "best.weights.h5"), monitor="val_accuracy",
+                                        mode="max", save_best_only=True, save_weights_only=True,
+                                        initial_value_threshold=best_so_far),
+        report,
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+    ]
+    if config.early_stopping:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
+                                                       patience=config.early_stopping))
+    return callbacks
+
+
+def _start_or_resume(run_dir: Path, config: TrainConfig, resume: bool) -> None:
+    """Check that ``run_dir`` may hold this run, and record its configuration."""
+    config_file = run_dir / "config.json"
+    has_checkpoint = (run_dir / "backup").is_dir() or (run_dir / "history.csv").is_file()
+    if has_checkpoint and not resume:
+        raise ValueError(f"{run_dir} holds the checkpoint of an earlier run: resume it "
+                         f"(--resume) or delete that folder")
+    if has_checkpoint and config_file.is_file() and json.loads(config_file.read_text()) != asdict(config):
+        raise ValueError(f"{run_dir} holds a checkpoint made with another configuration; "
+                         f"use the same configuration to resume, or delete that folder")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_atomically(config_file, lambda temp: temp.write_text(json.dumps(asdict(config), indent=1)))
 
 
 def train(data: Dataset, config: TrainConfig, out_path: str | Path,
           run_dir: str | Path | None = None, progress: Progress | None = None,
-          stop: threading.Event | None = None, name: str | None = None) -> TrainResult:
+          stop: threading.Event | None = None, name: str | None = None,
+          resume: bool = False) -> TrainResult:
     """Train a model on ``data`` and save it with its card at ``out_path`` (.keras).
 
     ``run_dir`` holds the checkpoints (default: ``runs/<stem>`` beside the
-    project); a run with the same configuration resumes from its last epoch.
-    Setting ``stop`` ends the run after the current batch; the best epoch so far
-    is still saved.
+    project). With ``resume``, a run stopped earlier (same configuration)
+    continues from its last finished epoch; without it, an existing checkpoint
+    is an error rather than silently overwritten. Setting ``stop`` ends the run
+    after the current batch: that partial epoch is dropped and the best finished
+    epoch is saved.
     """
     import keras
 
@@ -203,32 +275,32 @@ def train(data: Dataset, config: TrainConfig, out_path: str | Path,
     if out_path.suffix != ".keras":
         raise ValueError(f"the model file must end in .keras: {out_path}")
     run_dir = Path(run_dir) if run_dir else out_path.resolve().parent.parent / "runs" / out_path.stem
-    run_dir.mkdir(parents=True, exist_ok=True)
-
     train_set, val_set = split_for_training(data, config)
+    _start_or_resume(run_dir, config, resume)
+
     keras.utils.set_random_seed(config.seed)
-    state_file = run_dir / "state.json"
-    state = json.loads(state_file.read_text()) if state_file.is_file() else None
-    if state and state.get("config") == asdict(config) and (run_dir / "last.keras").is_file():
-        model = keras.saving.load_model(run_dir / "last.keras")
-    else:
-        state = {"config": asdict(config), "epoch": 0, "history": [], "best_epoch": 0,
-                 "best_val_accuracy": -1.0, "early_stopped": False}
-        model = build_model(config.architecture, config.augmentation, config.dropout, config.width)
-        _compile(model, config)
-    state["train_size"] = len(train_set)
+    model = build_model(config.architecture, config.augmentation, config.dropout, config.width)
+    _compile(model, config)
+    earlier = read_history(run_dir / "history.csv")
+    best_so_far = max((row.get("val_accuracy", -1.0) for row in earlier), default=None)
 
     steps = math.ceil(len(train_set) / config.batch_size)
-    callback = _make_callback(run_dir, state, config, steps, progress, stop)
+    report = _progress_callback(config, len(train_set), steps, progress, stop)
+    report.history_path = run_dir / "history.csv"
     started = time.perf_counter()
-    if state["epoch"] < config.epochs and not state.get("early_stopped"):
+    stopped = False
+    try:
         model.fit(_as_input(train_set.images), _one_hot(train_set.labels),
                   validation_data=(_as_input(val_set.images), _one_hot(val_set.labels)),
-                  batch_size=config.batch_size, epochs=config.epochs,
-                  initial_epoch=state["epoch"], shuffle=True, verbose=0, callbacks=[callback])
-    stopped = bool(stop is not None and stop.is_set())
-    if state["best_epoch"] == 0:
+                  batch_size=config.batch_size, epochs=config.epochs, shuffle=True, verbose=0,
+                  class_weight=_class_weights(train_set.labels, config.class_weight),
+                  callbacks=_callbacks(run_dir, config, report, best_so_far))
+    except TrainingStopped:
+        stopped = True
+    history = read_history(run_dir / "history.csv")
+    if not history or not (run_dir / "best.weights.h5").is_file():
         raise RuntimeError("training stopped before its first epoch ended; nothing was saved")
+    best = max(history, key=lambda row: row.get("val_accuracy", -1))
     model.load_weights(run_dir / "best.weights.h5")
 
     classifier = EmotionClassifier(model, {"preprocessing": {"flip_average": True}})
@@ -238,12 +310,13 @@ def train(data: Dataset, config: TrainConfig, out_path: str | Path,
     if held_out:
         parts["validation"] = val_set
     if progress:
-        progress({"kind": "evaluate", "best_epoch": state["best_epoch"], "stopped_by_user": stopped,
+        progress({"kind": "evaluate", "best_epoch": best["epoch"], "stopped_by_user": stopped,
                   "faces": int(sum(len(part) for part in parts.values()))})
     for split, part in parts.items():
         if len(part):
             evaluation[split] = classification_report(
                 part.labels, classifier.predict_proba_batched(part.images))
+    early_stopped = not stopped and history[-1]["epoch"] < config.epochs
     card = {
         "name": name or out_path.stem,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -261,17 +334,31 @@ def train(data: Dataset, config: TrainConfig, out_path: str | Path,
                  "validation": "10% of Training" if held_out else "PublicTest",
                  "class_counts_train": train_set.class_counts()},
         "metrics": evaluation,
-        "training": {"config": asdict(config), "epochs_run": state["epoch"],
-                     "best_epoch": state["best_epoch"], "stopped_by_user": stopped,
-                     "early_stopped": bool(state.get("early_stopped")),
+        "training": {"config": asdict(config), "epochs_run": history[-1]["epoch"],
+                     "best_epoch": best["epoch"], "stopped_by_user": stopped,
+                     "early_stopped": early_stopped,
+                     "machine": _machine(),
                      "seconds_this_run": round(time.perf_counter() - started, 1),
-                     "history": state["history"]},
+                     "seconds_all_runs": round(sum(row.get("seconds", 0.0) for row in history), 1),
+                     "history": history},
     }
     save_model(model, out_path, card)
     card = json.loads(card_path(out_path).read_text())
     if progress:
         progress({"kind": "done", "model_path": str(out_path), "card": card})
-    return TrainResult(out_path, card, stopped)
+    return TrainResult(out_path, card, stopped, run_dir)
+
+
+def _machine() -> dict:
+    """Where the model trained, for its card."""
+    import platform
+
+    import keras
+
+    devices = [str(device) for device in keras.config.list_devices()] \
+        if hasattr(keras.config, "list_devices") else []
+    return {"host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(),
+            "backend": keras.backend.backend(), "devices": devices}
 
 
 def discard_run(run_dir: str | Path) -> None:
