@@ -116,6 +116,26 @@ def test_progress_snapshot_from_train_events(monkeypatch):
     assert not tracker.snapshot().running
 
 
+def test_time_left_counts_validation_and_stays_steady(monkeypatch):
+    # Each epoch: 4 batches of 1 s, then 4 s of validation (the fake clock).
+    now = [0.0]
+    monkeypatch.setattr("emotion.jobs.time.perf_counter", lambda: now[0])
+    tracker = TrainingProgress()
+    estimates = []
+    for epoch in (1, 2, 3):
+        for number in (1, 2, 3, 4):
+            now[0] += 1
+            tracker(batch(epoch, number, epochs=4))
+            estimates.append(tracker.snapshot().eta)
+        now[0] += 4
+        tracker(epoch_end(epoch, epochs=4))
+    # After the first epoch, a batch costs 2 s with its share of validation; every later
+    # estimate is that rate times the batches left, so it only ever goes down.
+    later = estimates[4:]
+    assert later == sorted(later, reverse=True)
+    assert later[-1] == pytest.approx(4 * 2.0, rel=0.1)  # epoch 4's 4 batches left
+
+
 def test_progress_keeps_a_bounded_curve():
     tracker = TrainingProgress()
     for epoch in (1, 2):
