@@ -1,10 +1,13 @@
 """Spoken announcements: turn detected emotions into a sentence and an audio clip.
 
 Voices, best first: a clip already in the cache (``audio_files/``), Google TTS
-(gTTS, needs the network), espeak-ng (offline, Debian package). The Announcer
-runs synthesis on one background thread so a slow or dead network never stalls
-the caller (a video loop); it drops stale requests instead of queueing them.
-Nothing here knows about Streamlit: pages read ``latest()`` and ``status``.
+(gTTS, needs the network), espeak-ng (offline, Debian package), and last the
+built-in voice: the sentence put together from short word clips shipped in
+``audio_files/words/``, so that every sentence the app says works offline after
+a plain ``pip install``. The Announcer runs synthesis on one background thread
+so a slow or dead network never stalls the caller (a video loop); it drops
+stale requests instead of queueing them. Nothing here knows about Streamlit:
+pages read ``latest()`` and ``status``.
 """
 
 from __future__ import annotations
@@ -19,13 +22,17 @@ import subprocess
 import tempfile
 import threading
 import time
+import wave
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, NamedTuple, Sequence
 
+import numpy as np
+
 from .labels import LABELS
 
 AUDIO_DIR = Path(__file__).resolve().parent.parent / "audio_files"
+WORDS_DIR = AUDIO_DIR / "words"  # the built-in voice's word clips (shipped)
 
 # Words a listener expects, not the dataset's nouns; "neutral" sounds robotic when spoken.
 ADJECTIVES = {
@@ -37,10 +44,14 @@ ADJECTIVES = {
     "surprise": "surprised",
     "neutral": "calm",
 }
-_NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+                "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
+                "twenty")
+MANY = "many"  # any count past the last number word: the built-in voice needs a clip for every word
 
 # Labels for the UI's "voice: ..." line; None means nothing could speak.
-VOICE_NAMES = {"cache": "cached clip", "gtts": "Google TTS", "offline": "offline (espeak-ng)", None: "unavailable"}
+VOICE_NAMES = {"cache": "cached clip", "gtts": "Google TTS", "offline": "offline (espeak-ng)",
+               "composed": "built-in (offline)", None: "unavailable"}
 _MIME = {".mp3": "audio/mpeg", ".wav": "audio/wav"}
 
 GTTS_TIMEOUT = 5.0
@@ -51,17 +62,17 @@ _gtts_down_until = 0.0
 
 
 class SpeechUnavailable(RuntimeError):
-    """No voice could make the clip; the message is one line for the UI."""
+    """No voice could make the clip; the message is one plain line for the UI."""
 
 
 @dataclass(frozen=True)
 class Clip:
     path: Path
-    source: str  # "cache" | "gtts" | "offline"
+    source: str  # "cache" | "gtts" | "offline" | "composed"
     mime: str  # "audio/mpeg" | "audio/wav"
     text: str = ""
     lang: str = "en"
-    note: str | None = None  # why a better voice was skipped, e.g. the gTTS error
+    note: str | None = None  # why better voices were skipped, e.g. "gtts: no connection to Google's voice"
 
 
 class Delivered(NamedTuple):
@@ -70,11 +81,59 @@ class Delivered(NamedTuple):
     requested_at: float = 0.0  # the announcer's clock when the sentence was asked for
 
 
-# --- sentences -------------------------------------------------------------------
+# --- sentences: one small grammar, for the text and for the built-in voice ---------------
+#
+# A sentence is a sequence of tokens: words, and "," or ":" for pauses. The text is the
+# tokens rendered (render); the built-in voice reads the text back into the same tokens
+# (tokenize) and plays one word clip per word and a silence per pause. So a sentence the
+# grammar can make is one the built-in voice can say, as long as every word in
+# VOCABULARY has its clip (``python -m emotion.make_clips``).
+
+PAUSES = {",": 0.16, ":": 0.30}  # seconds of silence the built-in voice leaves
 
 
-def count_words(n: int) -> str:
-    return _NUMBER_WORDS[n] if 0 <= n < len(_NUMBER_WORDS) else str(n)
+def count_word(n: int) -> str:
+    return NUMBER_WORDS[n] if 0 <= n < len(NUMBER_WORDS) else MANY
+
+
+def sentence_tokens(labels: Sequence[str] | str) -> tuple[str, ...]:
+    """The sentence for the faces' labels (left to right) as tokens; () when there is no face.
+
+    One face: "You look happy". All alike: "Two happy faces". Each emotion once:
+    "Three faces: angry, sad and calm" (left to right). Otherwise counts, the most
+    first: "Three faces: two happy, one sad". Counts past twenty are "many".
+    """
+    if isinstance(labels, str):
+        labels = [labels]
+    words = [ADJECTIVES.get(label, label) for label in labels]
+    if not words:
+        return ()
+    if len(words) == 1:
+        return ("you", "look", words[0])
+    groups = collections.Counter(words)  # keeps first appearance order, i.e. left to right
+    total = count_word(len(words))
+    if len(groups) == 1:
+        return (total, words[0], "faces")
+    if max(groups.values()) == 1:
+        distinct = list(groups)
+        joined = [token for word in distinct[:-1] for token in (word, ",")][:-1] + ["and", distinct[-1]]
+    else:
+        ranked = sorted(groups.items(), key=lambda item: -item[1])  # stable: ties stay left to right
+        joined = [token for word, n in ranked for token in (count_word(n), word, ",")][:-1]
+    return (total, "faces", ":", *joined)
+
+
+def render(parts: Sequence[str]) -> str:
+    """Tokens as written text: pauses stick to the word before, the first letter is upper case."""
+    text = ""
+    for token in parts:
+        text += token if token in PAUSES else (" " if text else "") + token
+    return text[:1].upper() + text[1:]
+
+
+def tokenize(text: str) -> tuple[str, ...]:
+    """Text read back into tokens: words (lower case) and pauses; the inverse of :func:`render`."""
+    return tuple(re.findall(r"[a-z0-9']+|[" + re.escape("".join(PAUSES)) + "]", text.lower()))
 
 
 def sentence_for(labels: Sequence[str] | str, lang: str = "en") -> str | None:
@@ -82,15 +141,18 @@ def sentence_for(labels: Sequence[str] | str, lang: str = "en") -> str | None:
 
     Only English wording exists; other languages speak the English sentence.
     """
-    if isinstance(labels, str):
-        labels = [labels]
-    words = [ADJECTIVES.get(label, label) for label in labels]
-    if not words:
-        return None
-    if len(words) == 1:
-        return f"You look {words[0]}"
-    listed = ", ".join(words[:-1]) + " and " + words[-1]
-    return f"{count_words(len(words)).capitalize()} faces: {listed}"
+    return render(sentence_tokens(labels)) or None
+
+
+# Every word the grammar can use: one clip each in WORDS_DIR. Phrases are said in one
+# breath and sound better than their words one by one; the built-in voice uses them
+# when their clip is there.
+VOCABULARY = tuple(dict.fromkeys(["you", "look", "faces", "and", MANY, *NUMBER_WORDS[1:], *ADJECTIVES.values()]))
+PHRASES = ("you look", *(f"{word} faces" for word in ADJECTIVES.values()))
+
+
+def word_clip_path(phrase: str, words_dir: Path | str | None = None) -> Path:
+    return Path(words_dir if words_dir is not None else WORDS_DIR) / (re.sub(r"[^a-z0-9]+", "-", phrase) + ".mp3")
 
 
 # --- cache -----------------------------------------------------------------------
@@ -115,27 +177,31 @@ def cached_clip(text: str, lang: str = "en", cache_dir: Path | str | None = None
 
 
 # --- engines: (text, lang, work_dir, timeout) -> audio file inside work_dir ------------
+# Each raises SpeechUnavailable with a plain reason ("espeak-ng is not installed") when it
+# cannot speak; synthesize joins the reasons into the one line the page shows.
 
 
 def gtts_engine(text: str, lang: str, work_dir: Path, timeout: float) -> Path:
     global _gtts_down_until
-    if time.monotonic() < _gtts_down_until:
-        raise SpeechUnavailable(f"gTTS skipped: it failed in the last {GTTS_RETRY_AFTER:.0f} s")
+    if time.monotonic() < _gtts_down_until:  # failed a moment ago: do not wait for it again
+        raise SpeechUnavailable("no connection to Google's voice")
     from gtts import gTTS  # imported late: the offline path must work without it installed
 
     out = work_dir / "gtts.mp3"
     try:
         gTTS(text, lang=lang, timeout=timeout).save(str(out))
-    except Exception:  # gTTSError, requests errors, ValueError for an unknown language
+    except ValueError as error:  # gTTS's own check of the language; the network is not to blame
+        raise SpeechUnavailable(f"Google's voice has no language \"{lang}\"") from error
+    except Exception as error:  # gTTSError, requests' errors: no route, timeout, refused
         _gtts_down_until = time.monotonic() + GTTS_RETRY_AFTER
-        raise
+        raise SpeechUnavailable("no connection to Google's voice") from error
     return out
 
 
 def espeak_engine(text: str, lang: str, work_dir: Path, timeout: float) -> Path:
     espeak = shutil.which("espeak-ng") or shutil.which("espeak")
     if espeak is None:
-        raise SpeechUnavailable("no offline voice: install espeak-ng")
+        raise SpeechUnavailable("espeak-ng is not installed")
     wav = work_dir / "espeak.wav"
     lang = lang.strip().lower()
     # espeak resolves "pt-br", "fr", "zh" itself and exits 1 for voices it lacks.
@@ -150,14 +216,18 @@ def espeak_engine(text: str, lang: str, work_dir: Path, timeout: float) -> Path:
 
 
 def _to_mp3(wav: Path) -> Path:
-    """MP3 when an encoder is installed (small, plays in every browser); else keep the WAV."""
+    """MP3 when an encoder is there (small, plays in every browser); else keep the WAV."""
     mp3 = wav.with_suffix(".mp3")
     if shutil.which("lame"):
         command = ["lame", "--quiet", "-m", "m", "-b", "32", str(wav), str(mp3)]
     elif shutil.which("ffmpeg"):
         command = ["ffmpeg", "-loglevel", "error", "-y", "-i", str(wav), "-ac", "1", "-b:a", "32k", str(mp3)]
-    else:
-        return wav
+    else:  # PyAV (installed with the webcam page) has LAME inside
+        try:
+            samples, rate = decode(wav)
+            return write_audio(mp3, samples, rate)
+        except Exception:  # noqa: BLE001 - a WAV still plays
+            return wav
     try:
         done = subprocess.run(command, capture_output=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
@@ -165,15 +235,144 @@ def _to_mp3(wav: Path) -> Path:
     return mp3 if done.returncode == 0 and mp3.is_file() and mp3.stat().st_size > 0 else wav
 
 
+# --- audio in and out: PyAV (a requirement already, for the webcam page) -------------------
+
+VOICE_RATE = 22050  # espeak-ng's own rate: the clips need no resampling
+
+
+def decode(path: Path | str, rate: int = VOICE_RATE) -> tuple[np.ndarray, int]:
+    """(mono float32 samples in [-1, 1], rate) of an audio file; ValueError when it is not audio."""
+    import av  # a fifth of a second to import: only when a clip is really decoded
+
+    try:
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        chunks = []
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise ValueError("no audio in it")
+            for frame in container.decode(audio=0):
+                chunks.extend(out.to_ndarray()[0] for out in resampler.resample(frame))
+            chunks.extend(out.to_ndarray()[0] for out in resampler.resample(None))
+    except (av.FFmpegError, OSError) as error:
+        raise ValueError(_one_line(error)) from error
+    samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    if not samples.size:
+        raise ValueError("no sound in it")
+    return samples, rate
+
+
+def write_audio(path: Path, samples: np.ndarray, rate: int = VOICE_RATE) -> Path:
+    """Write mono samples as MP3 (PyAV's LAME, 32 kbit/s) or, failing that, WAV; returns the file."""
+    samples = np.clip(np.asarray(samples, np.float32), -1.0, 1.0)
+    try:
+        import av
+
+        mp3 = path.with_suffix(".mp3")
+        with av.open(str(mp3), "w", format="mp3") as container:
+            stream = container.add_stream("libmp3lame", rate=rate, layout="mono")
+            stream.bit_rate = 32000
+            frame = av.AudioFrame.from_ndarray(samples[None, :], format="fltp", layout="mono")
+            frame.rate = rate
+            for packet in (*stream.encode(frame), *stream.encode(None)):
+                container.mux(packet)
+        return mp3
+    except Exception:  # noqa: BLE001 - PyAV built without LAME: WAV plays in every browser too
+        out = path.with_suffix(".wav")
+        with wave.open(str(out), "wb") as file:
+            file.setnchannels(1)
+            file.setsampwidth(2)
+            file.setframerate(rate)
+            file.writeframes((samples * 32767).astype("<i2").tobytes())
+        return out
+
+
+def playable(path: Path | str) -> bool:
+    try:
+        decode(path)
+    except ValueError:
+        return False
+    return True
+
+
+# --- the built-in voice: the sentence from word clips ------------------------------------
+
+WORD_GAP = 0.07  # seconds between words: espeak-ng's own gap inside a sentence
+_EDGE = 0.02  # silence kept at a clip's trimmed ends, so a word's first consonant is not cut
+_SILENT = 0.02  # samples quieter than this (about -34 dBFS) count as silence at the ends
+
+
+def _trimmed(samples: np.ndarray, rate: int) -> np.ndarray:
+    loud = np.flatnonzero(np.abs(samples) > _SILENT)
+    if not loud.size:
+        return samples[:0]
+    edge = int(_EDGE * rate)
+    return samples[max(0, loud[0] - edge): loud[-1] + 1 + edge]
+
+
+def compose_parts(text: str, words_dir: Path | str | None = None) -> list[str]:
+    """The clips (phrases or words) and pauses the built-in voice says ``text`` with, longest phrase first."""
+    found = []
+    parts = tokenize(text)
+    i = 0
+    while i < len(parts):
+        if parts[i] in PAUSES:
+            found.append(parts[i])
+            i += 1
+            continue
+        for size in (3, 2, 1):
+            phrase = " ".join(parts[i:i + size])
+            if size <= len(parts) - i and all(p not in PAUSES for p in parts[i:i + size]) \
+                    and word_clip_path(phrase, words_dir).is_file():
+                found.append(phrase)
+                i += size
+                break
+        else:
+            raise SpeechUnavailable(f"the built-in voice has no word \"{parts[i]}\"")
+    if not any(part not in PAUSES for part in found):
+        raise SpeechUnavailable("the built-in voice has nothing to say")
+    return found
+
+
+def compose(text: str, out: Path, words_dir: Path | str | None = None) -> Path:
+    """``text`` said by the built-in voice into ``out`` (MP3, or WAV without an encoder); returns the file."""
+    rate = VOICE_RATE
+    pieces = [np.zeros(int(0.05 * rate), np.float32)]
+    for part in compose_parts(text, words_dir):
+        if part in PAUSES:
+            pieces.append(np.zeros(int(PAUSES[part] * rate), np.float32))
+            continue
+        path = word_clip_path(part, words_dir)
+        try:
+            samples, _ = decode(path, rate)
+        except ValueError as error:
+            raise SpeechUnavailable(f"the built-in voice's clip {path.name} is unreadable") from error
+        pieces += [_trimmed(samples, rate), np.zeros(int(WORD_GAP * rate), np.float32)]
+    pieces.append(np.zeros(int(0.15 * rate), np.float32))
+    return write_audio(out, np.concatenate(pieces), rate)
+
+
+def composed_engine(text: str, lang: str, work_dir: Path, timeout: float) -> Path:
+    # English words whatever the language: the sentences are English (see sentence_for).
+    return compose(text, work_dir / "composed.mp3")
+
+
 Engine = Callable[[str, str, Path, float], Path]
-DEFAULT_ENGINES: tuple[tuple[str, Engine], ...] = (("gtts", gtts_engine), ("offline", espeak_engine))
+# Google's voice is the best and espeak-ng better than word clips, so both come first:
+# offline, gTTS fails at once where there is no route (a failed name lookup) and at most
+# GTTS_TIMEOUT where packets are dropped, and then is not tried for GTTS_RETRY_AFTER.
+# Put first, the built-in voice would say every sentence and the better ones never would.
+DEFAULT_ENGINES: tuple[tuple[str, Engine], ...] = (
+    ("gtts", gtts_engine), ("offline", espeak_engine), ("composed", composed_engine))
+# A composed clip is kept out of the sentence cache: a cache hit is final, and Google's
+# voice or espeak-ng should say the sentence once they can. It is quick to make again.
+COMPOSED_DIR = "composed"
 
 
 def synthesize(text: str, lang: str = "en", *, cache_dir: Path | str | None = None,
                timeout: float = GTTS_TIMEOUT, engines: Sequence[tuple[str, Engine]] | None = None) -> Clip:
     """A clip that says ``text``: from the cache, else the first engine that works (then cached).
 
-    Raises SpeechUnavailable (one-line message) when no engine works.
+    Raises SpeechUnavailable (one plain line: each voice's reason) when no engine works.
     """
     hit = cached_clip(text, lang, cache_dir)
     if hit is not None:
@@ -188,13 +387,15 @@ def synthesize(text: str, lang: str = "en", *, cache_dir: Path | str | None = No
             try:
                 made = Path(engine(text, lang, Path(work), timeout))
             except Exception as error:  # any engine failure means: try the next voice
-                failures.append(f"{source}: {_one_line(error)}")
+                failures.append((source, _one_line(error)))
                 continue
-            path = folder / (clip_stem(text, lang) + made.suffix)
+            target = folder / COMPOSED_DIR if source == "composed" else folder
+            target.mkdir(exist_ok=True)
+            path = target / (clip_stem(text, lang) + made.suffix)
             made.replace(path)
-            return Clip(path, source, _MIME.get(made.suffix, "application/octet-stream"), text, lang,
-                        "; ".join(failures) or None)
-    raise SpeechUnavailable("voice unavailable: " + ("; ".join(failures) or "no engine"))
+            note = "; ".join(f"{name}: {reason}" for name, reason in failures) or None
+            return Clip(path, source, _MIME.get(made.suffix, "application/octet-stream"), text, lang, note)
+    raise SpeechUnavailable("; ".join(dict.fromkeys(reason for _, reason in failures)) or "no voice to try")
 
 
 _synthesize = synthesize  # the Announcer's argument of the same name hides it
@@ -210,7 +411,7 @@ def _one_line(error: BaseException) -> str:
 
 @dataclass(frozen=True)
 class AnnouncerStatus:
-    source: str | None = None  # of the last clip: "cache" | "gtts" | "offline"; None: none yet or failed
+    source: str | None = None  # of the last clip: "cache" | "gtts" | "offline" | "composed"; None: none yet or failed
     voice: str = "none yet"  # words for the UI, from VOICE_NAMES
     last_error: str | None = None  # synthesis, sink or playback failure, one line
     spoken: int = 0
@@ -247,6 +448,7 @@ class Announcer:
         self._latest: Delivered | None = None
         self._seq = 0
         self._sinks: list[Callable[[int, Clip], None]] = []
+        self._speaking = False  # the worker is making, handing out or playing a clip
 
         # Debounce state for observe().
         self._candidate: tuple[str, ...] | None = None
@@ -329,6 +531,12 @@ class Announcer:
         with self._cond:
             return [text for text, _, _ in self._queue]
 
+    @property
+    def busy(self) -> bool:
+        """Whether a sentence is waiting or being made (or played on the server): news is coming."""
+        with self._cond:
+            return bool(self._queue) or self._speaking
+
     # -- life cycle
 
     def close(self, timeout: float = 5.0) -> bool:
@@ -366,7 +574,12 @@ class Announcer:
                     self._worker = None
                     return
                 text, lang, asked_at = self._queue.popleft()
-            self._speak(text, lang, asked_at)
+                self._speaking = True
+            try:
+                self._speak(text, lang, asked_at)
+            finally:
+                with self._cond:
+                    self._speaking = False
 
     def _speak(self, text: str, lang: str, asked_at: float) -> None:
         try:
@@ -388,14 +601,29 @@ class Announcer:
                 sink(seq, clip)
             except Exception as error:
                 self._set(last_error=f"sink: {_one_line(error)}")
-        if self.play_on_server:
-            try:
-                from playsound3 import playsound
-
-                playsound(clip.path, block=True)  # blocking keeps clips from talking over each other
-            except Exception as error:
-                self._set(last_error=f"playback: {_one_line(error)}")
+        if self.play_on_server and (problem := play_here(clip.path)):
+            self._set(last_error=problem)
 
     def _set(self, **changes) -> None:
         with self._cond:
             self._status = replace(self._status, **changes)
+
+
+def play_here(path: Path) -> str | None:
+    """Play a clip on this computer's speaker to its end; None, or why it failed ("playback: ...").
+
+    Players differ in what they do with a broken file (ffplay exits 0 having played nothing,
+    mpg123 exits 1) and playsound3 ignores their exit status, so the clip is decoded first:
+    what reaches the player is sound, whichever player is installed.
+    """
+    if not playable(path):
+        return "playback: the clip is not playable audio"
+    try:
+        from playsound3 import playsound
+
+        sound = playsound(path, block=False)
+        sound.wait()  # waiting keeps clips from talking over each other
+        code = getattr(sound.subprocess, "returncode", 0)
+    except Exception as error:  # no player installed, or it could not start
+        return f"playback: {_one_line(error)}"
+    return f"playback: the player failed (exit status {code})" if code else None
