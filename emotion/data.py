@@ -29,6 +29,8 @@ FOLDER_SPLITS = {"train": "Training", "val": "PublicTest", "validation": "Public
                  "test": "PrivateTest"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".pgm"}
 CSV_COLUMNS = ("emotion", "pixels")
+# An uploaded CSV unpacked in memory: FER2013's is 287 MB; a gzip bomb stops here.
+MAX_CSV_BYTES = 512 * 2**20
 # Where FER2013 lives beside the project (see README: Data); $FACEMOOD_DATA overrides.
 DEFAULT_DATASET = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "fer2013" / "fer2013.csv.gz"
 
@@ -80,35 +82,62 @@ def load_dataset(path: str | Path) -> Dataset:
     return load_fer2013_csv(path)
 
 
-def load_fer2013_csv(path: str | Path) -> Dataset:
+def load_fer2013_csv(path: str | Path | bytes, name: str | None = None) -> Dataset:
+    """Read a FER2013 CSV from a file (plain or .gz) or from its bytes (an upload, which so
+    never touches the disk); ``name`` is how messages call it (default: the file's name)."""
     import pandas as pd
 
-    path = Path(path)
+    if isinstance(path, (bytes, bytearray, memoryview)):
+        name = name or "upload.csv"
+        reader, source = _unpacked(bytes(path), name), name
+    else:
+        path = Path(path)
+        name = name or path.name
+        reader, source = path, str(path)
     try:
-        table = pd.read_csv(path, dtype={"pixels": str}, keep_default_na=False)
+        table = pd.read_csv(reader, dtype={"pixels": str}, keep_default_na=False)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError,
             EOFError) as error:
-        raise DatasetError(f"{path.name} is not a readable CSV file: "
+        raise DatasetError(f"{name} is not a readable CSV file: "
                            f"{str(error).splitlines()[0] if str(error) else type(error).__name__}")
     table.columns = [str(c).strip() for c in table.columns]
     missing = [c for c in CSV_COLUMNS if c not in table.columns]
     if missing:
-        raise DatasetError(f"{path.name} lacks the column(s) {', '.join(missing)}; a FER2013 CSV "
+        raise DatasetError(f"{name} lacks the column(s) {', '.join(missing)}; a FER2013 CSV "
                            f"has emotion,pixels,Usage (found: {', '.join(table.columns[:6])})")
     if table.empty:
-        raise DatasetError(f"{path.name} has no rows")
+        raise DatasetError(f"{name} has no rows")
 
-    labels = _parse_labels(table["emotion"], path.name)
-    images = _parse_pixels(table["pixels"], path.name)
+    labels = _parse_labels(table["emotion"], name)
+    images = _parse_pixels(table["pixels"], name)
     if "Usage" in table.columns:
         usage = table["Usage"].astype(str).str.strip().to_numpy()
         unknown = sorted(set(usage) - set(SPLITS))
         if unknown:
-            raise DatasetError(f"{path.name}: unknown Usage value(s) {unknown[:3]}; "
+            raise DatasetError(f"{name}: unknown Usage value(s) {unknown[:3]}; "
                                f"expected {', '.join(SPLITS)}")
     else:
         usage = np.full(len(labels), "Training")
-    return Dataset(images, labels, usage.astype(str), source=str(path))
+    return Dataset(images, labels, usage.astype(str), source=source)
+
+
+def _unpacked(data: bytes, name: str):
+    """In-memory CSV bytes as a file for pandas, gunzipped when gzipped, never unpacking
+    more than MAX_CSV_BYTES (a small .gz can unpack to gigabytes)."""
+    import gzip
+    import io
+
+    if data[:2] != b"\x1f\x8b":
+        return io.BytesIO(data)
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as packed:
+            text = packed.read(MAX_CSV_BYTES + 1)
+    except (OSError, EOFError) as error:
+        raise DatasetError(f"{name} is not a readable gzip file ({error})") from None
+    if len(text) > MAX_CSV_BYTES:
+        raise DatasetError(f"{name} unpacks to more than {MAX_CSV_BYTES // 2**20} MiB, the most "
+                           f"accepted for an uploaded CSV")
+    return io.BytesIO(text)
 
 
 def _parse_labels(column, name: str) -> np.ndarray:

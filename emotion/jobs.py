@@ -17,7 +17,6 @@ stopping a job ends it after the current batch and still saves the best epoch so
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import threading
 import time
@@ -25,13 +24,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
+from .access import check_name
 from .data import Dataset, DatasetError
 
 log = logging.getLogger(__name__)
 RUNNING = ("starting", "running", "stopping", "evaluating")
 FINISHED = ("done", "stopped", "failed")
 MAX_BATCH_POINTS = 400  # running training loss/accuracy points kept for the live curves
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 def runs_dir() -> Path:
@@ -218,13 +217,7 @@ class TerminalBar:
 
 def check_model_name(name: str) -> str:
     """A model name usable as a file name (``.keras`` dropped), or ValueError saying why."""
-    name = name.strip()
-    if name.endswith(".keras"):
-        name = name[: -len(".keras")]
-    if not NAME_PATTERN.fullmatch(name):
-        raise ValueError(f"{name!r} cannot be a model name: use letters, digits, '-', '_' "
-                         f"or '.', starting with a letter or digit (at most 64)")
-    return name
+    return check_name(name, "model", ".keras")
 
 
 def check_dataset(data: Dataset, config) -> tuple[int, int]:

@@ -9,9 +9,7 @@ their mistakes. This page only shows them and maps its controls to a TrainConfig
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -22,11 +20,12 @@ import streamlit as st
 
 import emotion
 from emotion import LABELS, evaluation, jobs, plots
+from emotion.access import PathRefused, display_name
 from emotion.classifier import card_path, models_dir, set_active_model
-from emotion.data import DatasetError, default_dataset_path
+from emotion.data import DatasetError, default_dataset_path, load_fer2013_csv
 from emotion.model import ARCHITECTURES, Augmentation
 from emotion.train import TrainConfig
-from pages import _common
+from pages import _access, _common
 
 ARCHITECTURE_NAMES = {
     "small": "small: 3 conv stages, fast (~0.1 M parameters at width 32)",
@@ -100,6 +99,10 @@ def use_button(path: Path, key: str) -> None:
     if in_use:
         st.button("In use by the Image and Webcam pages", key=f"use-{key}", disabled=True,
                   icon=":material/check:")
+    elif not _access.may_train():
+        st.button("Use this model in the Image and Webcam pages", key=f"use-{key}", disabled=True,
+                  icon=":material/published_with_changes:",
+                  help="Only those who may train on this server can change the model in use")
     elif st.button("Use this model in the Image and Webcam pages", key=f"use-{key}",
                    icon=":material/published_with_changes:"):
         try:
@@ -248,19 +251,6 @@ def job_result(job: jobs.TrainingJob) -> None:
         model_view(Path(snapshot.model_path), "new")
 
 
-def saved_upload(upload) -> Path:
-    """An uploaded CSV, kept under the runs folder (the model card points to it)."""
-    data = upload.getvalue()
-    name = re.sub(r"[^A-Za-z0-9_.-]", "_", upload.name) or "upload.csv"
-    target = jobs.runs_dir() / "uploads" / f"{hashlib.md5(data).hexdigest()[:12]}-{name}"
-    if not target.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temp = target.with_name(f".tmp-{uuid.uuid4().hex}-{name}")
-        temp.write_bytes(data)
-        os.replace(temp, target)
-    return target
-
-
 def settings_form(busy: bool) -> None:
     st.subheader("New training")
     source = st.radio("Data", list(SOURCES), format_func=SOURCES.get, key="data_source", horizontal=True)
@@ -270,7 +260,7 @@ def settings_form(busy: bool) -> None:
                       value=str(default) if default.exists() else "", key="data_path",
                       help="An image folder holds <emotion>/ folders (angry, happy, …), or train/ and "
                            "test/ folders of them; photos larger than 48x48 are cut down to their "
-                           "largest face.")
+                           "largest face. " + _access.policy().refusal())
     else:
         st.file_uploader("FER2013 CSV (emotion,pixels,Usage), plain or .gz", type=["csv", "gz"],
                          key="data_upload")
@@ -335,19 +325,29 @@ def start_training() -> None:
         st.error(f"A model named {name} already exists in `{models_dir()}`: choose another name.",
                  icon=":material/error:")
         return
+    if not _access.may_train():
+        st.error("Training is not open to this session.", icon=":material/error:")
+        return
     if s["data_source"] == "upload":
-        if s.get("data_upload") is None:
+        upload = s.get("data_upload")
+        if upload is None:
             st.error("Choose a CSV file to upload first.", icon=":material/error:")
             return
-        data_path = saved_upload(s["data_upload"])
+        # Parsed from memory: an upload is never written to the server's disk.
+        read = lambda: load_fer2013_csv(upload.getvalue(), name=display_name(upload.name))  # noqa: E731
     else:
         if not s.get("data_path", "").strip():
             st.error("Enter the path of a FER2013 CSV or an image folder first.", icon=":material/error:")
             return
-        data_path = Path(s["data_path"].strip()).expanduser()
+        try:
+            data_path = _access.policy().data_path(s["data_path"])
+        except PathRefused as error:
+            st.error(str(error), icon=":material/error:")
+            return
+        read = lambda: evaluation.load_dataset_cached(data_path)  # noqa: E731
     try:
         with st.spinner("Reading and checking the dataset…"):
-            data = evaluation.load_dataset_cached(data_path)
+            data = read()
             config = config_from_state()
             jobs.start_job(data, config, out, run_dir=jobs.runs_dir() / name, name=name, owner=s["owner"])
     except DatasetError as error:
@@ -379,4 +379,5 @@ inspect_tab, train_tab = st.tabs(["Inspect models", "Train a model"])
 with inspect_tab:
     inspect_section()
 with train_tab:
-    train_section()
+    if _access.training_gate():
+        train_section()
