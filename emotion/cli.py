@@ -50,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", default="PrivateTest", help="Training, PublicTest or PrivateTest")
     evaluate.add_argument("--model", help="a .keras model (default: the shipped one)")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of text")
+    evaluate.add_argument("--tta", action="store_true",
+                          help="test-time averaging over 5 shifted views (each with its mirror)")
+    evaluate.add_argument("--shifts", action="store_true",
+                          help="also report accuracy under crop, rotation, light, blur and JPEG shifts, "
+                               "and on faces re-found and cropped by the built-in detector")
+    evaluate.add_argument("--reliability", metavar="PNG", help="write a reliability (calibration) plot")
 
     train = commands.add_parser("train", help="train a model on FER2013 and save it with its card")
     train.add_argument("--data", required=True, help="FER2013 CSV (.csv or .csv.gz) or image-folder dataset")
@@ -115,7 +121,8 @@ def _predict(args) -> int:
 def _evaluate(args) -> int:
     from .classifier import EmotionClassifier
     from .data import SPLITS, load_dataset
-    from .metrics import classification_report, format_report
+    from .metrics import calibration, classification_report, format_report
+    from .shifts import predict, shift_report
 
     if args.split not in SPLITS:
         raise InputError(f"unknown split {args.split!r}; choose from {', '.join(SPLITS)}")
@@ -123,10 +130,36 @@ def _evaluate(args) -> int:
     data = load_dataset(args.data).split(args.split)
     if len(data) == 0:
         raise InputError(f"{args.data} has no {args.split} faces")
-    report = classification_report(data.labels, classifier.predict_proba_batched(data.images))
-    report = {"model": classifier.name, "split": args.split, **report}
-    print(json.dumps(report, indent=1) if args.json
-          else f"model: {classifier.name}\nsplit: {args.split}\n" + format_report(report))
+    probs = predict(classifier, data.images, args.tta)
+    report = {"model": classifier.name, "split": args.split, "tta": args.tta,
+              **classification_report(data.labels, probs)}
+    if args.shifts:
+        from . import EmotionRecognizer
+        from .shifts import detector_crops
+
+        report["shifts"] = shift_report(classifier, data.images, data.labels, args.tta)
+        crops, found = detector_crops(EmotionRecognizer(classifier), data.images)
+        report["shifts"]["our detector's crop"] = {
+            "accuracy": classification_report(data.labels, crops)["accuracy"],
+            "macro_f1": classification_report(data.labels, crops)["macro_f1"],
+            "found": float(found.mean())}
+    if args.reliability:
+        from .plots import reliability_figure, save_figure
+
+        save_figure(reliability_figure(calibration(data.labels, probs),
+                                       f"{classifier.name} on {args.split}"), args.reliability)
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return 0
+    print(f"model: {classifier.name}\nsplit: {args.split}" + (" (test-time averaging)" if args.tta else "")
+          + "\n" + format_report(report))
+    if args.shifts:
+        print("\naccuracy under shifts")
+        for name, row in report["shifts"].items():
+            extra = f"  (face found in {row['found']:.1%})" if "found" in row else ""
+            print(f"  {name:<24}{row['accuracy']:8.4f}{extra}")
+    if args.reliability:
+        print(f"wrote {args.reliability}")
     return 0
 
 
