@@ -113,6 +113,7 @@ class TrainingProgress:
         self._lock = threading.Lock()
         self._started = time.perf_counter()
         self._first: tuple[float, int] | None = None  # (time, global batch) of the first batch seen
+        self._epoch_end: tuple[float, int] | None = None  # (time, global batch) of the last epoch's end
         self._every = 1
         self._state = ProgressSnapshot(model_path=str(model_path))
 
@@ -130,7 +131,12 @@ class TrainingProgress:
                     self._every = max(1, -(-total // MAX_BATCH_POINTS))
                 eta = None
                 first_time, first_done = self._first
-                if done > first_done and now > first_time:
+                # Once an epoch has ended, time whole epochs: they include validation, which
+                # a batch-only rate leaves out and which made the estimate jump every epoch.
+                since_time, since_done = self._epoch_end or (now, done)
+                if since_done > first_done:
+                    eta = (since_time - first_time) / (since_done - first_done) * max(total - done, 0)
+                elif done > first_done and now > first_time:
                     eta = (now - first_time) / (done - first_done) * max(total - done, 0)
                 points = state.batch_points
                 if done % self._every == 0 and "loss" in event:
@@ -141,6 +147,8 @@ class TrainingProgress:
                                 eta=eta, batch_points=points)
             elif kind == "epoch":
                 row = {k: v for k, v in event.items() if k not in ("kind", "epochs", "best_epoch")}
+                if self._first is not None and state.batches:
+                    self._epoch_end = (now, event["epoch"] * state.batches)
                 state = replace(state, epochs=event["epochs"], epoch=event["epoch"],
                                 history=state.history + (row,), best_epoch=event.get("best_epoch", 0))
             elif kind == "evaluate":
@@ -257,7 +265,8 @@ def _train_in_child(events, stop, data: Dataset, config, out_path: Path, run_dir
     from .train import discard_run, train
 
     try:
-        result = train(data, config, out_path, run_dir=run_dir, progress=events.put, stop=stop, name=name)
+        result = train(data, config, out_path, run_dir=run_dir, progress=events.put, stop=stop, name=name,
+                       resume=True)
         fields = _outcome(result)
         fields["figures"] = tuple(str(p) for p in save_training_figures(result.model_path, result.card))
         if not keep_run:
