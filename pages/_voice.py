@@ -3,8 +3,9 @@
 Each browser session gets its own ``emotion.speech.Announcer`` (one worker
 thread while it has something to say), so a slow or dead network never holds up the page: the page asks for a
 sentence, and the page's player picks up the finished clip and plays it once:
-:func:`player`, a fragment that polls (the Image page), or :class:`LivePlayer`,
-polled by a page that holds its script run in a loop (the Webcam page).
+:func:`player` (the Image page and snapshot mode), which polls only while a clip is
+being made, or :class:`LivePlayer`, polled by a page that holds its script run in a
+loop (the Webcam page).
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def _problem(status: speech.AnnouncerStatus) -> str | None:
 
 def _show_problem(status: speech.AnnouncerStatus) -> None:
     if problem := _problem(status):
-        st.warning(f"Voice unavailable: {problem}", icon=":material/volume_off:")
+        st.warning(f"Voice unavailable: {problem}.", icon=":material/volume_off:")
 
 
 def said(clip: speech.Clip) -> str:
@@ -92,22 +93,37 @@ def say(labels: list[str], settings: VoiceSettings) -> None:
         announcer(settings).announce(labels, lang=settings.lang)
 
 
-@st.fragment(run_every=0.5)
 def player(settings: VoiceSettings) -> None:
-    """Play the newest clip in the browser (once); show which voice is in use."""
+    """Play the newest clip in the browser (once); show which voice is in use.
+
+    Nothing reruns on a timer unless a clip is being made: then a small fragment looks
+    twice a second and reruns the page once the announcer is done. Every Streamlit run
+    costs the server CPU, so an idle tab must cause none.
+    """
     if not settings.enabled:
         return
     voice = announcer(settings)
+    if voice.busy:
+        _wait_for_clip(settings)
+        return
     latest, status = voice.latest(), voice.status
     _show_problem(status)
     if latest is None:
-        if status.pending:
-            st.caption("Preparing the voice…")
         return
     st.caption(said(latest.clip))
     if settings.where == "browser" and (audio := _clip_bytes(latest.clip)) is not None:
-        # Same clip, same element on every rerun: the browser keeps it and plays it once.
-        st.audio(audio, format=latest.clip.mime, autoplay=True)
+        # The number makes each announcement its own element, played once even when it
+        # says the same as the one before; the same one on a later rerun is not played again.
+        st.audio(audio, format=latest.clip.mime, autoplay=True,
+                 alt=f"Announcement {latest.seq}: {latest.clip.text}")
+
+
+@st.fragment(run_every=0.5)
+def _wait_for_clip(settings: VoiceSettings) -> None:
+    if announcer(settings).busy:
+        st.caption("Preparing the voice…")
+    else:
+        st.rerun(scope="app")  # the clip is ready (or failed): the page shows it, and polls no more
 
 
 class LivePlayer:
