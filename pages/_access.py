@@ -1,6 +1,6 @@
-"""Who may train on this server: the deployment's :class:`emotion.access.AccessPolicy`, read
-from the ``[access]`` table of Streamlit's secrets and the environment on every run (so a
-changed setting applies without a restart), and the password box of the Training page.
+"""Who may do what on this server: the deployment's :class:`emotion.access.AccessPolicy`,
+read from the ``[access]`` table of Streamlit's secrets and the environment on every run,
+the password box of the Training page, and the check of every server path a visitor types.
 
 A session that typed the right password stays unlocked until its browser tab closes (the
 unlock lives in ``st.session_state``) or the password changes.
@@ -13,7 +13,7 @@ import os
 
 import streamlit as st
 
-from emotion.access import AccessPolicy
+from emotion.access import AccessPolicy, PathRefused
 
 log = logging.getLogger(__name__)
 TOKEN_KEY = "access_unlocked"
@@ -38,6 +38,16 @@ def policy() -> AccessPolicy:
 def may_train(current: AccessPolicy | None = None) -> bool:
     """Whether this browser session may train and change the models (shows nothing)."""
     return (current or policy()).may_train(st.session_state.get(TOKEN_KEY))
+
+
+def allowed_path(text: str, what: str) -> str:
+    """The real path of a file a visitor typed, when it lies in an allowed data folder;
+    otherwise "" after a one-line warning that tells nothing about the path."""
+    try:
+        return str(policy().data_path(text))
+    except PathRefused as error:
+        st.warning(f"{what} not used: {error}", icon=":material/warning:")
+        return ""
 
 
 def _unlock(current: AccessPolicy) -> None:

@@ -12,7 +12,7 @@ from PIL import Image
 
 import emotion
 from emotion import LABELS
-from pages import _common, _voice
+from pages import _access, _common, _voice
 
 # --- what the page shows, as plain functions (tested directly too) -------------------
 
@@ -104,7 +104,7 @@ with st.sidebar:
     if use_yunet:
         yunet_path = st.text_input("Path of the YuNet .onnx file", key="yunet_path",
                                    placeholder="/path/to/face_detection_yunet_2023mar.onnx")
-        yunet_path = str(Path(yunet_path.strip().strip("\"'")).expanduser()) if yunet_path.strip() else ""
+        yunet_path = _access.allowed_path(yunet_path.strip().strip("\"'"), "YuNet file") if yunet_path.strip() else ""
     min_face = st.slider("Smallest face (% of the photo's shorter side)", 1, 20, 3, key="min_face",
                          disabled=use_yunet, help="Smaller finds smaller faces, more slowly and with "
                          "more false alarms. (Built-in detector only.)")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import FER2013_CSV, ROOT, require
+from conftest import FER2013_CSV, ROOT, SHARED_DATA, require
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -28,6 +28,7 @@ from emotion.imageio import MAX_PIXELS  # noqa: E402
 APP = ROOT / "app.py"
 TIMEOUT = 300
 SECRET = "TOPSECRET-line-of-a-private-file"
+YUNET = SHARED_DATA / "detectors" / "face_detection_yunet_2026may.onnx"
 
 
 @pytest.fixture
@@ -389,3 +390,84 @@ def test_an_uploaded_csv_trains_from_memory(page_env, fer2013_slice):
     for path in files:
         content = path.read_bytes()
         assert row not in content and packed[10:80] not in content, path
+
+
+# --- the Image page's YuNet path ---------------------------------------------------------
+
+
+@pytest.fixture
+def image_env(monkeypatch, app_model):
+    for name in ("FACEMOOD_TRAINING", "FACEMOOD_PASSWORD", "FACEMOOD_DATA_DIRS", "FACEMOOD_DATA"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def image_page_with_yunet(path: str) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    at.switch_page("pages/image.py").run()
+    at.radio(key="detector").set_value("YuNet (your .onnx file)").run()
+    at.text_input(key="yunet_path").set_value(path).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_a_yunet_path_outside_the_allowed_folders_is_not_read(image_env, tree, monkeypatch):
+    allowed, outside = tree
+    monkeypatch.setenv("FACEMOOD_DATA_DIRS", str(allowed))
+    (outside / "real.onnx").write_bytes(require(YUNET).read_bytes())
+    seen = set()
+    for typed in (outside / "real.onnx", outside / "missing.onnx", outside / "private.csv", "/dev/zero"):
+        warnings = [w.value for w in image_page_with_yunet(str(typed)).sidebar.warning]
+        assert len(warnings) == 1 and "\n" not in warnings[0], warnings
+        seen.add(warnings[0])
+    assert seen == {f"YuNet file not used: Only data inside the allowed folders can be used: {allowed}."}
+
+
+def test_the_shared_yunet_detector_is_allowed_by_default(image_env):
+    at = image_page_with_yunet(str(require(YUNET)))
+    assert not at.warning and not at.error, [w.value for w in at.warning]
+    assert not [i for i in at.sidebar.info if "Enter the path" in i.value]
+
+
+# --- uploads are never written ----------------------------------------------------------
+
+_writes: list | None = None  # files opened for writing while recording
+
+
+def _audit(event: str, args: tuple) -> None:
+    if _writes is None or event != "open":
+        return
+    path, mode, flags = args
+    writing = (flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND)) if isinstance(flags, int) \
+        else isinstance(mode, str) and any(c in mode for c in "wax+")
+    if writing:
+        _writes.append(path)
+
+
+@pytest.fixture
+def file_writes(tmp_path_factory):
+    """The files this process opens for writing meanwhile (Python's audit "open" events; a
+    library writing from C would not show, so the tests also look at the files)."""
+    global _writes
+    if not getattr(sys, "_facemood_audit", False):
+        sys.addaudithook(_audit)  # cannot be removed; inert while not recording
+        sys._facemood_audit = True
+    _writes = []
+    probe = tmp_path_factory.mktemp("probe") / "written.txt"
+    probe.write_text("the hook sees this")
+    assert str(probe) in [str(p) for p in _writes], _writes
+    _writes.clear()
+    yield _writes
+    _writes = None
+
+
+def test_an_uploaded_photo_is_never_written(image_env, file_writes, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    at.switch_page("pages/image.py").run()
+    photo = require(SHARED_DATA / "faces" / "fer_justin.jpg").read_bytes()
+    file_writes.clear()
+    at.file_uploader(key="photos").set_value([("justin.jpg", photo, "image/jpeg")]).run()
+    assert not at.exception and [s.value for s in at.subheader] == ["justin.jpg"]
+    assert [len(t.value) for t in at.dataframe] == [1], "the face was found and analysed"
+    assert file_writes == [], file_writes
+    assert not list(tmp_path.iterdir())

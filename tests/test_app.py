@@ -190,7 +190,8 @@ def test_sample_photos_from_the_images_folder(tmp_path, monkeypatch):
     assert [len(t.value) for t in at.dataframe] == [1]
 
 
-def test_a_bad_yunet_file_warns_and_falls_back_to_the_built_in_detector(tmp_path):
+def test_a_bad_yunet_file_warns_and_falls_back_to_the_built_in_detector(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEMOOD_DATA_DIRS", str(tmp_path))  # files are read only from allowed folders
     at = image_page()
     at.radio(key="detector").set_value("YuNet (your .onnx file)").run()
     assert any("Enter the path" in i.value for i in at.sidebar.info)
