@@ -10,7 +10,6 @@ import gzip
 import os
 import shutil
 import sys
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
