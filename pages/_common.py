@@ -1,30 +1,59 @@
-"""What the pages share: the cached model and recognizer, and problems shown as one line.
+"""What the pages share: the app's page list, the cached model and recognizer, and problems
+shown as one line.
 
 Streamlit does not list this file as a page (its name starts with "_"); pages
 import it as ``from pages import _common`` (the app's folder is on ``sys.path``
-while a page runs).
+while a page runs). Importing it does nothing else, so pages import it in any order,
+from any session's thread, at the same time.
 """
 
 from __future__ import annotations
 
+import gc
 import threading
 from pathlib import Path
 
 import altair as alt
 import pandas as pd
 import streamlit as st
-from streamlit.runtime.pages_manager import PagesManager
 
 import emotion
 import emotion.evaluation
 from emotion.annotate import EMOTION_COLORS
 
-# Streamlit starts in its old "pages/ folder" mode, where a first visit to a deep
-# link (/image) runs that page file alone, app.py and its st.navigation never run,
-# and every file in pages/ is listed as a page. Only app.py's st.navigation ends
-# that mode; end it here and rerun, so the visit goes through app.py.
-if PagesManager.uses_pages_directory:
-    PagesManager.uses_pages_directory = False
+# The app's pages in menu order, as app.py's st.navigation shows them: (file, title, icon).
+# The first is the default page (/). Add a page here.
+PAGES = (
+    ("pages/home.py", "Home", ":material/home:"),
+    ("pages/image.py", "Image", ":material/image:"),
+    ("pages/webcam.py", "Webcam", ":material/videocam:"),
+    ("pages/training.py", "Training", ":material/model_training:"),
+)
+ROUTED_KEY = "_facemood_routed"  # set by app.py in every session it runs in
+_HANDED_OVER_KEY = "_facemood_handed_over"
+
+
+def app_pages() -> list:
+    """``PAGES`` as ``st.Page`` objects, for ``st.navigation``."""
+    return [st.Page(path, title=title, icon=icon, default=index == 0)
+            for index, (path, title, icon) in enumerate(PAGES)]
+
+
+def through_app() -> None:
+    """Make sure this page runs inside app.py's navigation; every page calls it first.
+
+    With a ``pages/`` folder beside app.py, a fresh Streamlit server starts in its legacy
+    pages-folder mode: a first visit to a deep link (/image) runs that page file alone,
+    without app.py, and lists every file of ``pages/`` as a page. Streamlit leaves that
+    mode, for every session, as soon as any session calls ``st.navigation`` (documented
+    on st.navigation). So a page run without app.py calls it with the app's pages and
+    reruns: the rerun goes through app.py, on the same page. Once per session at most,
+    so a page run some other way (``streamlit run pages/x.py``) just shows itself.
+    """
+    if st.session_state.get(ROUTED_KEY) or st.session_state.get(_HANDED_OVER_KEY):
+        return
+    st.session_state[_HANDED_OVER_KEY] = True
+    st.navigation(app_pages(), position="hidden")
     st.rerun()
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +82,23 @@ def model_key(path: str | Path | None = None) -> tuple[str, int, int]:
 
 @st.cache_resource(show_spinner="Loading the emotion model…", max_entries=4)
 def _classifier(key: tuple[str, int, int]) -> emotion.EmotionClassifier:
-    return emotion.EmotionClassifier.load(key[0])  # errors are raised, never cached
+    classifier = emotion.EmotionClassifier.load(key[0])  # errors are raised, never cached
+    _freeze_long_lived_objects()
+    return classifier
+
+
+def _freeze_long_lived_objects() -> None:
+    """Leave TensorFlow, Keras and the model out of every later garbage collection.
+
+    Streamlit ends every script run of every session (each fragment rerun too) with
+    ``keras.backend.clear_session()``, which runs a full collection, and (unless
+    ``runner.postScriptGC`` is off) another one. With TensorFlow loaded a full collection
+    walks some 400,000 objects: about 0.2 CPU-s, holding the interpreter lock. Objects
+    alive now live as long as the server; frozen, a collection walks only what came
+    after (microseconds), and that is still collected, so memory stays bounded.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def load_classifier() -> emotion.EmotionClassifier | None:

@@ -8,6 +8,8 @@ import streamlit as st
 from emotion import LABELS
 from pages import _common
 
+_common.through_app()  # a first visit to this page on a fresh server goes through app.py
+
 st.title("facemood")
 st.markdown(
     "facemood finds the faces in your photos and reads one of seven emotions on each: "

@@ -14,6 +14,8 @@ import emotion
 from emotion import LABELS
 from pages import _access, _common, _voice
 
+_common.through_app()  # a first visit to this page on a fresh server goes through app.py
+
 # --- what the page shows, as plain functions (tested directly too) -------------------
 
 

@@ -27,6 +27,8 @@ from emotion.model import ARCHITECTURES, Augmentation
 from emotion.train import TrainConfig
 from pages import _access, _common
 
+_common.through_app()  # a first visit to this page on a fresh server goes through app.py
+
 ARCHITECTURE_NAMES = {
     "small": "small: 3 conv stages, fast (~0.1 M parameters at width 32)",
     "vgg": "vgg: 4 stages of two 3x3 convs (the shipped model)",

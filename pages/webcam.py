@@ -30,6 +30,8 @@ from emotion.live import LiveSession, LiveSettings, frame_labels
 from pages import _common, _voice
 from pages._webrtc import webrtc
 
+_common.through_app()  # a first visit to this page on a fresh server goes through app.py
+
 ICE_ENV = "FACEMOOD_ICE_SERVERS"
 NO_VIDEO_AFTER_S = 15  # after this long without a frame, say that the connection failed
 REFRESH_S = 1.0        # how often the numbers beside the video are redrawn

@@ -19,12 +19,7 @@ import contextlib
 import json
 import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import cv2
@@ -35,6 +30,8 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from emotion import HaarDetector
 from emotion.speech import ADJECTIVES
+
+from _server import AppServer  # tests/_server.py: pytest puts tests/ on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT.parent / "shared" / "data" / "video" / "fer_woman2.mp4"
@@ -114,19 +111,6 @@ def write_y4m(frames: np.ndarray, path: Path, fps: int = CAMERA_FPS) -> Path:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def thread_count(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("Threads:"):
-            return int(line.split()[1])
-    raise AssertionError(f"no thread count for process {pid}")
-
-
 def threads_down_to(server: Server, limit: int, timeout: float = 150.0) -> int:
     """The server's thread count once it is at most ``limit`` (or when ``timeout`` runs out).
 
@@ -151,64 +135,11 @@ def settled_threads(server: Server, timeout: float = 90.0, steady: float = 6.0) 
     return last
 
 
-class Server:
-    """``streamlit run app.py`` on a free local port, as a user starts it."""
+class Server(AppServer):
+    """The app's server started as README.md starts it (tests/_server.py), with the shipped model."""
 
     def __init__(self, model: Path, log: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", FACEMOOD_MODEL=str(model))
-        env.pop("FACEMOOD_ICE_SERVERS", None)
-        self.log = log
-        self._log_file = open(log, "w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(self.port),
-             "--server.address", "127.0.0.1", "--server.headless", "true",
-             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-            cwd=ROOT, env=env, stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def wait_healthy(self, timeout: float = STARTUP_S) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"the Streamlit server exited ({self.process.returncode}):\n{self.tail()}",
-                            pytrace=False)
-            try:
-                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=5) as reply:
-                    if reply.read().strip() == b"ok":
-                        return
-            except OSError:
-                pass
-            time.sleep(1)
-        pytest.fail(f"the Streamlit server did not answer in {timeout:.0f} s:\n{self.tail()}", pytrace=False)
-
-    def threads(self) -> int:
-        """The server's thread count, taken just after it served a static file.
-
-        The web server serves files from a pool of worker threads (anyio's) that retires
-        its idle workers only when it is next used: without this request, workers left
-        idle by the pages a test opened would count as leaked threads.
-        """
-        try:
-            with urllib.request.urlopen(f"{self.url}/", timeout=5) as reply:
-                reply.read()
-        except OSError:
-            pass
-        return thread_count(self.process.pid)
-
-    def tail(self, lines: int = 40) -> str:
-        self._log_file.flush()
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(30)
-        self._log_file.close()
+        super().__init__(log, env={"FACEMOOD_MODEL": str(model)})
 
 
 def launch(playwright, camera_flags: list[str]):
