@@ -328,7 +328,7 @@ def train(data: Dataset, config: TrainConfig, out_path: str | Path,
         "parameters": int(model.count_params()),
         "backend": keras.backend.backend(),
         "keras_version": keras.__version__,
-        "data": {"source": Path(data.source).name, "path": str(Path(data.source).resolve()) if data.source else "",
+        "data": {"source": Path(data.source).name, "path": _data_path(data.source),
                  "checksum_md5": data.checksum(),
                  "train_faces": len(train_set), "validation_faces": len(val_set),
                  "validation": "10% of Training" if held_out else "PublicTest",
@@ -347,6 +347,13 @@ def train(data: Dataset, config: TrainConfig, out_path: str | Path,
     if progress:
         progress({"kind": "done", "model_path": str(out_path), "card": card})
     return TrainResult(out_path, card, stopped, run_dir)
+
+
+def _data_path(source: str) -> str:
+    """Where the data is, for the Inspect tab's mistakes grid: a file or folder that
+    exists; "" for an upload parsed in memory, whose name is not a path."""
+    path = Path(source) if source else None
+    return str(path.resolve()) if path and path.exists() else ""
 
 
 def _machine() -> dict:
