@@ -1,20 +1,17 @@
-"""The live video pipeline: faces found, followed and read frame after frame, steadily.
+"""The live video pipeline: the photo stages of ``emotion.pipeline``, frame after frame, steadily.
 
-One :class:`LivePipeline` per video stream turns each frame into an annotated frame
-and a list of :class:`LiveFace`. It is built for live video on a small CPU:
+One :class:`LivePipeline` per video stream turns each frame into an annotated frame and a list
+of :class:`~emotion.pipeline.FaceResult` (with their ``track_id``). It composes shared pieces:
 
-* detection runs on a downscaled grey copy, shrunk so that the smallest face looked
-  for is about 24 pixels (the Haar cascade's window), and the boxes are mapped back;
-* detection runs every ``detect_every`` frames, or, by default, as often as a time
-  budget per frame allows; between detections faces are followed with sparse
-  optical flow (Lucas-Kanade), which costs a fraction of a detection;
-* detections are matched to the faces already followed by box overlap (IoU), so
-  each face keeps a stable id, and one missed detection does not drop it;
-* all faces of a frame go to the classifier in one batch (without the mirror-image
-  average the photo path uses: half the work, and the smoothing does the rest);
-* each face's probabilities are smoothed over time (an exponential moving average
-  whose weight on the past is ``smoothing``), and its label changes only when another
-  emotion leads by a margin (hysteresis), so labels do not flicker.
+* the frame is read by ``emotion.imageio.load_image``, the loader every entry point uses;
+* faces are found by :func:`emotion.pipeline.detect_faces`, as in a photo (on a copy shrunk as
+  far as the smallest face wanted allows), every ``detect_every`` frames or, by default, as
+  often as a time budget per frame allows;
+* between detections, and to keep ids, :class:`emotion.tracking.Tracker` follows the faces
+  with optical flow;
+* all faces of a frame go to the classifier in one batch (:func:`emotion.pipeline.classify_faces`;
+  without the mirror-image average the photo path uses: half the work, and the smoothing does
+  the rest), and :class:`emotion.tracking.Smoother` steadies their probabilities and labels.
 
 :class:`LiveStats` hands results from the video thread to whoever shows them,
 under a lock; :class:`LiveSession` ties the two together for one viewer and never
@@ -38,18 +35,18 @@ import cv2
 import numpy as np
 
 from .annotate import draw_results
-from .detect import FaceDetector, HaarDetector
-from .labels import FACE_SIZE, LABELS
+from .common import one_line
+from .detect import BlazeFaceDetector, FaceDetector, iou  # noqa: F401 - iou: part of this module's API
+from .imageio import ImageError, load_image
+from .labels import FACE_SIZE
+from .pipeline import MIN_FACE_PX, FaceResult, classify_faces, detect_faces, shrink, smallest_face_px, to_results
+from .tracking import Smoother, Tracker
 
 logger = logging.getLogger(__name__)
 
-DETECT_FACE_PX = 24      # the smallest wanted face, in pixels of the image detection runs on
+FLOW_FACE_PX = 24        # optical flow runs on a copy where the smallest wanted face is this wide
 MIN_FRAME_SIDE = 24      # frames with a shorter side cannot hold a face: skipped
 DARK_LEVEL = 16          # mean grey level below which a frame counts as too dark
-MATCH_IOU = 0.3          # a detection continues a face when their boxes overlap this much
-LOST_FRAMES = 24         # a face no detection has confirmed for this many frames is dropped
-MAX_SMOOTHING = 0.95     # the weight on the past never reaches 1 (labels would freeze)
-HYSTERESIS = 0.1         # at full smoothing, another emotion must lead by this much to take the label
 NEW_STREAM_GAP_S = 2.0   # a pause this long between frames starts afresh (new faces, new ids)
 
 
@@ -70,78 +67,30 @@ class LiveSettings:
 
 
 @dataclass
-class LiveFace:
-    """One face in a frame; ``box``, ``label`` and ``score`` as in :class:`FaceResult`."""
-
-    track_id: int
-    box: tuple[int, int, int, int]   # x, y, w, h in the pixels of the (mirrored, if asked) frame
-    label: str                       # the leading emotion (held while another leads only narrowly)
-    score: float                     # its smoothed probability
-    probs: dict[str, float]          # smoothed, in LABELS order
-
-    def to_dict(self) -> dict:
-        return {"id": self.track_id, "box": list(self.box), "label": self.label,
-                "score": round(self.score, 4), "probs": {k: round(v, 4) for k, v in self.probs.items()}}
-
-
-@dataclass
 class LiveFrame:
     """What the pipeline made of one frame."""
 
     image: np.ndarray | None         # annotated RGB frame; None when the frame was skipped
-    faces: list[LiveFace]
+    faces: list[FaceResult]          # with their track_id; boxes in the (mirrored, if asked) frame
     seconds: float = 0.0             # time spent on the frame
     detected: bool = False           # whether the detector ran on this frame
     dark: bool = False               # the frame is too dark to find faces in
     skipped: str | None = None       # why the frame was skipped, in a few words
 
 
-@dataclass
-class _Track:
-    order: int                       # creation order: of two tracks on one face, the older stays
-    box: np.ndarray                  # float64 x, y, w, h in frame pixels
-    track_id: int = 0                # the id shown, given once the face is confirmed (0 before)
-    probs: np.ndarray | None = None  # smoothed probabilities, None until first classified
-    label: int = -1                  # index of the label shown (held until another clearly leads)
-    missed: int = 0                  # detections in a row without a match
-    hits: int = 1                    # detections that matched it
-    seen: int = 0                    # the frame it was last detected in
-    points: np.ndarray | None = None  # float32 (K, 1, 2) features in the detection image
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection over union of boxes (N, 4) and (M, 4) as x, y, w, h -> (N, M)."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)[:, None]
-    b = np.asarray(b, np.float64).reshape(-1, 4)[None]
-    width = np.minimum(a[..., 0] + a[..., 2], b[..., 0] + b[..., 2]) - np.maximum(a[..., 0], b[..., 0])
-    height = np.minimum(a[..., 1] + a[..., 3], b[..., 1] + b[..., 3]) - np.maximum(a[..., 1], b[..., 1])
-    inter = np.clip(width, 0, None) * np.clip(height, 0, None)
-    union = a[..., 2] * a[..., 3] + b[..., 2] * b[..., 3] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
-
-
-def as_rgb(frame, color_order: str = "rgb") -> tuple[np.ndarray | None, str | None]:
-    """``(rgb, None)`` for a frame the pipeline can use, else ``(None, reason)``.
-
-    Takes uint8 grey (H, W) or (H, W, 1), RGB/BGR (H, W, 3) and RGBA/BGRA (H, W, 4).
-    """
+def read_frame(frame, color_order: str = "rgb") -> tuple[np.ndarray | None, str | None]:
+    """``(rgb, None)`` for a frame the pipeline can use, else ``(None, reason)``: any image array
+    ``emotion.load_image`` reads, at least ``MIN_FRAME_SIDE`` pixels on its shorter side."""
     if not isinstance(frame, np.ndarray):
         return None, f"not an image array ({type(frame).__name__})"
-    if frame.dtype != np.uint8:
-        return None, f"unsupported pixel type {frame.dtype}"
-    if frame.ndim == 3 and frame.shape[2] == 1:
-        frame = frame[..., 0]
-    if frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[2] not in (3, 4)):
-        return None, f"unsupported frame shape {frame.shape}"
-    height, width = frame.shape[:2]
+    try:
+        rgb = load_image(frame, name="frame", color_order=color_order)
+    except ImageError as error:
+        return None, str(error)
+    height, width = rgb.shape[:2]
     if min(height, width) < MIN_FRAME_SIDE:
         return None, f"frame too small ({width}x{height})"
-    if frame.ndim == 2:
-        return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB), None
-    bgr = color_order.lower() == "bgr"
-    if frame.shape[2] == 4:
-        return cv2.cvtColor(frame, cv2.COLOR_BGRA2RGB if bgr else cv2.COLOR_RGBA2RGB), None
-    return (cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) if bgr else frame), None
+    return rgb, None
 
 
 class LivePipeline:
@@ -155,33 +104,31 @@ class LivePipeline:
 
     def __init__(self, classifier, settings: LiveSettings | None = None, detector: FaceDetector | None = None,
                  detect_every: int | None = None, budget_ms: float = 8.0, max_detect_every: int = 6,
-                 flip_average: bool = False, confirm_new: bool = True):
+                 flip_average: bool = False, confirm_new: bool = True, min_face_px: float = MIN_FACE_PX):
         self.classifier = classifier
-        # The Haar detector below is told the smallest face in pixels of the image it sees.
-        self._own_detector = detector is None
-        self.detector = detector or HaarDetector(scale_factor=1.15, min_neighbors=4, min_face=0.0,
-                                                 max_side=1 << 30)
+        self.detector = detector or BlazeFaceDetector()
         self.settings = (settings or LiveSettings()).checked()
         self.detect_every = detect_every
         self.budget_s = budget_ms / 1000
         self.max_detect_every = max(1, int(max_detect_every))
         self.flip_average = flip_average
-        # A new face is shown once a second detection (on the next frame) confirms it, so a
-        # one-frame false alarm never appears; a single picture has no next frame: no confirming.
-        self.confirm_new = confirm_new
+        self.min_face_px = min_face_px
+        self.tracker = Tracker(confirm_new)
+        self.smoother = Smoother()
         self.reset()
+
+    @property
+    def tracks(self):
+        return self.tracker.tracks
 
     # --- state --------------------------------------------------------------------------
 
     def reset(self) -> None:
         """Forget every face (ids start again at 1) and the timing history."""
-        self.tracks: list[_Track] = []
-        self._next_id = 1
-        self._created = 0
+        self.tracker.reset()
         self._frame_index = 0
         self._since_detection = 1 << 30  # detect on the first frame
         self._retry = False
-        self._prev_small: np.ndarray | None = None
         self._shape: tuple | None = None
         self._applied: LiveSettings | None = None
         self._detect_cost: float | None = None  # EMA seconds of the detector
@@ -194,7 +141,7 @@ class LivePipeline:
         and streamlit-webrtc gives up on a frame after ten)."""
         self.classifier.predict_proba(np.zeros((1, FACE_SIZE, FACE_SIZE), np.uint8),
                                       flip_average=self.flip_average)
-        self.detector.detect(np.zeros((2 * DETECT_FACE_PX, 2 * DETECT_FACE_PX), np.uint8))
+        self.detector.detect(np.zeros((480, 640, 3), np.uint8))
 
     def configure(self, **changes) -> LiveSettings:
         """Change settings (any of LiveSettings' fields); safe while frames are processed."""
@@ -211,50 +158,52 @@ class LivePipeline:
         """
         start = time.perf_counter()
         settings = self.settings
-        rgb, problem = as_rgb(frame, color_order)
+        rgb, problem = read_frame(frame, color_order)
         if rgb is None:
             return LiveFrame(None, [], time.perf_counter() - start, skipped=problem)
         if settings.mirror:
-            rgb = rgb[:, ::-1]
-        rgb = np.ascontiguousarray(rgb)
+            rgb = np.ascontiguousarray(rgb[:, ::-1])
+        tracker = self.tracker
         if self._shape != rgb.shape or self._applied is None or self._applied.mirror != settings.mirror:
             # A new size or a flipped view: the faces followed so far are elsewhere now.
-            self.tracks, self._prev_small, self._since_detection = [], None, 1 << 30
+            tracker.tracks = []
+            tracker.forget_motion()
+            self._since_detection = 1 << 30
+        elif self._applied.min_face != settings.min_face:
+            tracker.forget_motion()  # another flow scale: the corners do not carry over
         self._shape = rgb.shape
+        self._applied = settings
 
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        scale = min(1.0, DETECT_FACE_PX / (settings.min_face * min(grey.shape)))
-        small = grey if scale >= 1.0 else cv2.resize(
-            grey, (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale))),
-            interpolation=cv2.INTER_AREA)
-        if self._applied is not None and self._applied.min_face != settings.min_face:
-            self._prev_small = None  # another detection scale: the flow points do not carry over
-            for track in self.tracks:
-                track.points = None
-        self._applied = settings
-        dark = float(small.mean()) < DARK_LEVEL
+        smallest = smallest_face_px(grey.shape, settings.min_face, self.min_face_px)
+        flow_scale = min(1.0, FLOW_FACE_PX / smallest)
+        flow_image = shrink(grey, flow_scale)
+        dark = float(flow_image.mean()) < DARK_LEVEL
 
-        self._follow(small, scale)
+        tracker.follow(flow_image, flow_scale)
         retry, detected = self._retry, self._retry or self._since_detection >= self.period
         detect_seconds = 0.0
         if detected:
             began = time.perf_counter()
-            boxes = np.zeros((0, 4)) if dark else self._detect(small, scale, settings.min_face * min(grey.shape))
+            boxes = np.zeros((0, 4)) if dark else detect_faces(self.detector, rgb, smallest)
             detect_seconds = time.perf_counter() - began
-            self._match(boxes, settings.smoothing)
-            self._seed_points(small, scale)
+            tracker.match(boxes, self._frame_index, settings.smoothing)
+            tracker.seed(flow_image, flow_scale)
             # A face the detector just missed, or a new one to confirm, is looked for again on
             # the next frame (once).
-            self._retry = not retry and any(t.missed or not t.track_id for t in self.tracks)
+            self._retry = not retry and any(t.missed or not t.track_id for t in tracker.tracks)
             self._since_detection = 0
         self._since_detection += 1
-        self._prev_small = small
-        self._drop_lost(grey.shape)
+        tracker.drop_lost(grey.shape, self._frame_index)
 
         # When detection skips frames, a detection frame reads only new faces, which halves
         # the worst frame's time; the others were read on the frame before and are on the next.
-        todo = [t for t in self.tracks if t.track_id and (t.probs is None or not detected or self.period == 1)]
-        self._classify(grey, todo, settings.smoothing)
+        todo = [t for t in tracker.confirmed() if t.probs is None or not detected or self.period == 1]
+        if todo:
+            probs = classify_faces(self.classifier, grey, np.array([t.box for t in todo]),
+                                   flip_average=self.flip_average)
+            for track, row in zip(todo, probs):
+                self.smoother.update(track, row, settings.smoothing)
 
         faces = self.faces()
         image = draw_results(rgb, faces, show_scores=settings.show_probs, show_ids=settings.show_ids)
@@ -263,125 +212,13 @@ class LivePipeline:
         self._frame_index += 1
         return LiveFrame(image, faces, seconds, detected, dark)
 
-    def faces(self) -> list[LiveFace]:
+    def faces(self) -> list[FaceResult]:
         """The faces followed now that are confirmed and have been read, by id."""
-        faces = []
-        for track in sorted(self.tracks, key=lambda t: t.track_id):
-            if not track.track_id or track.probs is None:
-                continue
-            faces.append(LiveFace(track.track_id, tuple(int(round(v)) for v in track.box), LABELS[track.label],
-                                  float(track.probs[track.label]), dict(zip(LABELS, map(float, track.probs)))))
-        return faces
-
-    # --- the steps ----------------------------------------------------------------------
-
-    def _detect(self, small: np.ndarray, scale: float, min_side: float) -> np.ndarray:
-        boxes = np.asarray(self.detector.detect(small), np.float64).reshape(-1, 4) / scale
-        if not self._own_detector:  # another detector does not know the smallest face wanted
-            boxes = boxes[np.minimum(boxes[:, 2], boxes[:, 3]) >= 0.8 * min_side]
-        return boxes
-
-    def _match(self, boxes: np.ndarray, smoothing: float) -> None:
-        """Continue the followed faces with the detections that overlap them; new faces for the rest."""
-        overlap = iou(np.array([t.box for t in self.tracks]).reshape(-1, 4), boxes)
-        matched_tracks, matched_boxes = set(), set()
-        # Greedy by overlap: with a handful of faces this is as good as an optimal assignment.
-        for flat in np.argsort(-overlap, axis=None):
-            i, j = np.unravel_index(flat, overlap.shape)
-            if overlap[i, j] < MATCH_IOU:
-                break
-            if i in matched_tracks or j in matched_boxes:
-                continue
-            matched_tracks.add(i)
-            matched_boxes.add(j)
-            track = self.tracks[i]
-            keep = 0.5 * min(smoothing, 0.8)  # boxes are steadied a little, never left behind
-            track.box = keep * track.box + (1 - keep) * boxes[j]
-            track.missed, track.hits, track.seen = 0, track.hits + 1, self._frame_index
-            self._confirm(track)
-        for i, track in enumerate(self.tracks):
-            if i not in matched_tracks:
-                track.missed += 1
-        for j, box in enumerate(boxes):
-            if j not in matched_boxes:
-                self._created += 1
-                track = _Track(self._created, box.astype(np.float64), seen=self._frame_index)
-                self.tracks.append(track)
-                self._confirm(track)
-
-    def _confirm(self, track: _Track) -> None:
-        """Give a face its id once it has been detected often enough to be believed."""
-        if not track.track_id and track.hits >= (2 if self.confirm_new else 1):
-            track.track_id = self._next_id
-            self._next_id += 1
-
-    def _seed_points(self, small: np.ndarray, scale: float) -> None:
-        """Corners inside each face (in the detection image) for the flow to follow."""
-        for track in self.tracks:
-            x, y, w, h = track.box * scale
-            mask = np.zeros(small.shape, np.uint8)
-            x0, y0 = max(int(x + 0.2 * w), 0), max(int(y + 0.15 * h), 0)
-            x1, y1 = min(int(x + 0.8 * w), small.shape[1]), min(int(y + 0.9 * h), small.shape[0])
-            if x1 - x0 < 4 or y1 - y0 < 4:
-                track.points = None
-                continue
-            mask[y0:y1, x0:x1] = 255
-            track.points = cv2.goodFeaturesToTrack(small, maxCorners=20, qualityLevel=0.01, minDistance=3,
-                                                   mask=mask)
-
-    def _follow(self, small: np.ndarray, scale: float) -> None:
-        """Move each face by the median optical flow of its points since the last frame."""
-        if self._prev_small is None or self._prev_small.shape != small.shape:
-            return
-        for track in self.tracks:
-            if track.points is None or len(track.points) < 3:
-                continue
-            moved, status, _ = cv2.calcOpticalFlowPyrLK(self._prev_small, small, track.points, None,
-                                                        winSize=(15, 15), maxLevel=2)
-            good = status.reshape(-1) == 1
-            if good.sum() < 3:
-                track.points = None
-                continue
-            shift = np.median((moved - track.points).reshape(-1, 2)[good], axis=0) / scale
-            track.box[:2] += shift
-            track.points = moved[good].reshape(-1, 1, 2)
-
-    def _drop_lost(self, shape: tuple[int, int]) -> None:
-        """Forget faces lost (missed by the detector more often than found, or not found for a
-        while, or missed before being confirmed: a false alarm), moved out of the frame, or
-        doubled by another."""
-        height, width = shape[:2]
-        kept: list[_Track] = []
-        for track in sorted(self.tracks, key=lambda t: t.order):
-            x, y, w, h = track.box
-            inside = max(min(x + w, width) - max(x, 0), 0) * max(min(y + h, height) - max(y, 0), 0)
-            lost = track.missed and (not track.track_id or track.missed > track.hits
-                                     or self._frame_index - track.seen > LOST_FRAMES)
-            if lost or w < 4 or h < 4 or inside < 0.5 * w * h:
-                continue
-            if kept and iou(track.box, np.array([k.box for k in kept])).max() > 0.5:
-                continue  # two tracks on one face: the older one stays
-            kept.append(track)
-        self.tracks = kept
-
-    def _classify(self, grey: np.ndarray, tracks: list[_Track], smoothing: float) -> None:
+        tracks = [t for t in self.tracker.confirmed() if t.probs is not None]
         if not tracks:
-            return
-        height, width = grey.shape
-        crops = np.empty((len(tracks), FACE_SIZE, FACE_SIZE), np.uint8)
-        for i, track in enumerate(tracks):
-            x, y, w, h = np.round(track.box).astype(int)
-            crop = grey[max(y, 0):min(y + h, height), max(x, 0):min(x + w, width)]
-            crops[i] = cv2.resize(crop, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA)
-        probs = self.classifier.predict_proba(crops, flip_average=self.flip_average)
-        keep = min(smoothing, MAX_SMOOTHING)
-        for track, row in zip(tracks, probs):
-            track.probs = row.astype(np.float64) if track.probs is None else keep * track.probs + (1 - keep) * row
-            # Two close emotions would otherwise swap the label on every frame: the label in
-            # place stays until another leads it by a margin that grows with the smoothing.
-            best = int(np.argmax(track.probs))
-            if track.label < 0 or track.probs[best] > track.probs[track.label] + HYSTERESIS * smoothing:
-                track.label = best
+            return []
+        return to_results(np.array([t.box for t in tracks]), np.array([t.probs for t in tracks]),
+                          track_ids=[t.track_id for t in tracks], labels=[t.label for t in tracks])
 
     def _adapt(self, detected: bool, detect_seconds: float, rest_seconds: float) -> None:
         """Pick the detection period that keeps the average frame within the budget."""
@@ -414,7 +251,7 @@ class LiveSnapshot:
     fps: float = 0.0                 # frames processed per second, over the last seconds
     ms_per_frame: float = 0.0        # average pipeline time per frame, recent frames
     detect_period: int = 1           # the detector runs every this many frames
-    faces: list[LiveFace] = field(default_factory=list)
+    faces: list[FaceResult] = field(default_factory=list)
     history: list[tuple[float, dict[str, float]]] = field(default_factory=list)  # (seconds ago, probs)
     seconds_since_frame: float | None = None  # None before the first frame
     running_seconds: float = 0.0     # since the first frame of this stream
@@ -445,7 +282,7 @@ class LiveStats:
             self._times: deque[float] = deque()
             self._costs: deque[float] = deque(maxlen=30)
             self._history: deque[tuple[float, dict[str, float]]] = deque()
-            self._faces: list[LiveFace] = []
+            self._faces: list[FaceResult] = []
             self._first: float | None = None
             self._last: float | None = None
             self._period = 1
@@ -493,7 +330,7 @@ class LiveStats:
                 running_seconds=0.0 if self._first is None else now - self._first)
 
 
-def frame_labels(faces: list[LiveFace]) -> list[str]:
+def frame_labels(faces: list[FaceResult]) -> list[str]:
     """The faces' labels, left to right on the picture: what a frame "says"."""
     return [face.label for face in sorted(faces, key=lambda face: face.box[0])]
 
@@ -557,8 +394,9 @@ class LiveSession:
         except Exception as error:  # noqa: BLE001 - a live view must never die on one frame
             logger.warning("live frame skipped after an error", exc_info=True)
             self.pipeline.reset()
-            text = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
-            result = LiveFrame(None, [], skipped=f"{type(error).__name__}: {text}" if text else type(error).__name__)
+            text = one_line(error, limit=200)
+            name = type(error).__name__
+            result = LiveFrame(None, [], skipped=name if text == name else f"{name}: {text}")
         self.stats.record(result, self.pipeline.period)
         listener = self.listener  # read once: the page may swap it from another thread
         if listener is not None and not result.skipped:

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from emotion import load_image
-from emotion.detect import HaarDetector, YuNetDetector, make_detector
+from emotion.detect import BlazeFaceDetector, HaarDetector, YuNetDetector, detection_scores, iou, make_detector
+from emotion.pipeline import detect_faces, smallest_face_px
 
 from conftest import SHARED_DATA, require
 
@@ -79,3 +80,72 @@ def test_bad_detector_settings_give_clear_errors(tmp_path):
         make_detector("yunet", junk)
     with pytest.raises(ValueError, match="unknown face detector"):
         make_detector("mtcnn")
+
+
+# --- detection quality against the true boxes (boxes.csv) --------------------------------
+
+
+def true_boxes(faces_dir) -> dict[str, np.ndarray]:
+    """Every photo of faces.csv (the negative too, with no box) and its true boxes."""
+    boxes = {name: [] for name in true_counts(faces_dir)}
+    with open(faces_dir / "boxes.csv") as table:
+        for row in csv.DictReader(table):
+            boxes[row["file"]].append([int(row[k]) for k in "xywh"])
+    return {name: np.array(found, float).reshape(-1, 4) for name, found in boxes.items()}
+
+
+def found_boxes(detector, faces_dir, names) -> dict[str, np.ndarray]:
+    """What the photo pipeline's detection stage finds with ``detector`` (default smallest face)."""
+    found = {}
+    for name in names:
+        rgb = load_image(faces_dir / name)
+        found[name] = detect_faces(detector, rgb, smallest_face_px(rgb.shape))
+    return found
+
+
+def test_iou_and_scores_count_each_true_face_once():
+    true = {"a": np.array([[0, 0, 10, 10], [20, 0, 10, 10]]), "empty": np.zeros((0, 4))}
+    # Two boxes on the first face (one is a duplicate), one half off the second, one on nothing.
+    found = {"a": np.array([[0, 0, 10, 10], [1, 1, 10, 10], [25, 0, 10, 10]]),
+             "empty": np.array([[50, 50, 5, 5]])}
+    assert iou(np.array([0, 0, 10, 10]), np.array([[5, 0, 10, 10]]))[0, 0] == pytest.approx(50 / 150)
+    scores = detection_scores(found, true)
+    assert scores["matched"] == 1 and scores["found"] == 4 and scores["true"] == 2
+    assert scores["precision"] == 0.25 and scores["recall"] == 0.5 and scores["count_error"] == 2
+
+
+def test_built_in_detector_precision_and_recall_on_the_true_boxes(faces_dir):
+    true = true_boxes(faces_dir)
+    found = found_boxes(BlazeFaceDetector(), faces_dir, true)
+    scores = detection_scores(found, true)
+    assert sum(len(b) for b in true.values()) == 42
+    assert scores["precision"] >= 0.95 and scores["recall"] >= 0.90, scores
+    assert scores["count_error"] <= 5, scores
+    assert len(found["NEG_fer_no-faces.jpg"]) == 0
+    # The group photo whole, including the face under the top hat, and nothing on the shirts.
+    group = "aind_test_image_1.jpg"
+    assert len(found[group]) == 13 and detection_scores({group: found[group]}, {group: true[group]})["matched"] == 13
+
+
+def test_haar_and_yunet_are_measured_the_same_way(faces_dir):
+    """The other detectors through the same stage: Haar (what the app used before) is less
+    precise; a user's YuNet file is about as good as the built-in detector."""
+    true = true_boxes(faces_dir)
+    haar = detection_scores(found_boxes(HaarDetector(), faces_dir, true), true)
+    assert 0.8 <= haar["precision"] < 0.95 and haar["recall"] >= 0.8, haar
+    model = require(SHARED_DATA / "detectors" / "face_detection_yunet_2026may.onnx")
+    yunet = detection_scores(found_boxes(make_detector("yunet", model), faces_dir, true), true)
+    assert yunet["precision"] >= 0.9 and yunet["recall"] >= 0.85, yunet
+
+
+def test_built_in_detector_boxes_lie_inside_the_image_and_map_back_from_the_working_copy(faces_dir):
+    rgb = load_image(faces_dir / "deepface_couple.jpg")  # 2280 px wide: detected on a copy a tenth as large
+    detector = BlazeFaceDetector()
+    boxes = detect_faces(detector, rgb, smallest_face_px(rgb.shape))
+    full = detector.detect(rgb)  # the same network over the full-size photo, tile by tile
+    assert len(boxes) == 2 and len(full) >= 2
+    assert iou(boxes, full).max(axis=1).min() > 0.7
+    assert (boxes[:, :2] >= 0).all() and (boxes[:, 0] + boxes[:, 2] <= rgb.shape[1]).all()
+    assert (boxes[:, 1] + boxes[:, 3] <= rgb.shape[0]).all()
+    assert len(detector.detect(np.zeros((480, 640, 3), np.uint8))) == 0
+    assert len(detector.detect(np.full((5, 5), 128, np.uint8))) == 0

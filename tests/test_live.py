@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_DATA, require
-from emotion import EmotionClassifier, LABELS
+from emotion import EmotionClassifier, FaceResult, LABELS
 from emotion.annotate import caption, draw_results
-from emotion.live import (LiveFace, LiveFrame, LivePipeline, LiveSession, LiveSettings, LiveStats, as_rgb,
-                          frame_labels, iou)
+from emotion.live import (LiveFrame, LivePipeline, LiveSession, LiveSettings, LiveStats, frame_labels, iou,
+                          read_frame)
 
 VIDEO = SHARED_DATA / "video"
 
@@ -195,8 +195,9 @@ BAD_FRAMES = {
     "3x5": np.full((5, 3, 3), 128, np.uint8),
     "one row": np.zeros((1, 640, 3), np.uint8),
     "empty": np.zeros((0, 0, 3), np.uint8),
-    "float": np.zeros((480, 640, 3), np.float32),
-    "bool": np.zeros((480, 640), bool),
+    # Float images in [0, 1] and bool masks are images to the shared loader; these are not.
+    "float out of range": np.full((480, 640, 3), 3.0, np.float32),
+    "complex": np.zeros((480, 640), np.complex64),
     "5 channels": np.zeros((480, 640, 5), np.uint8),
     "1-D": np.zeros(100, np.uint8),
     "4-D": np.zeros((2, 48, 48, 3), np.uint8),
@@ -231,7 +232,7 @@ def test_bgr_and_bgra_frames_are_read_in_their_colour_order(classifier, woman):
     rgb = woman[10]
     expected = LivePipeline(classifier, detect_every=1, confirm_new=False).process(rgb).image
     for frame, order in ((cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), "bgr"), (cv2.cvtColor(rgb, cv2.COLOR_RGB2BGRA), "bgr")):
-        assert np.array_equal(as_rgb(frame, order)[0], rgb)
+        assert np.array_equal(read_frame(frame, order)[0], rgb)
         pipeline = LivePipeline(classifier, detect_every=1, confirm_new=False)
         assert np.array_equal(pipeline.process(frame, order).image, expected)
 
@@ -295,7 +296,7 @@ def test_the_listener_hears_each_frames_labels_left_to_right_and_cannot_break_th
 
 def test_frame_labels_go_left_to_right():
     def face(x, label):
-        return LiveFace(track_id=x, box=(x, 0, 10, 10), label=label, score=1.0, probs={})
+        return FaceResult(box=(x, 0, 10, 10), label=label, score=1.0, probs={}, track_id=x)
 
     assert frame_labels([face(300, "sad"), face(10, "happy"), face(150, "fear")]) == ["happy", "fear", "sad"]
     assert frame_labels([]) == []
