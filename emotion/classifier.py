@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from .common import one_line, write_atomically
 from .labels import FACE_SIZE, LABELS
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -51,11 +51,7 @@ def set_active_model(path: str | Path | None) -> Path:
     if not path.is_file():
         raise ModelError(f"model file not found: {path}")
     name = path.name if path.parent == folder.resolve() else str(path)
-    handle, temp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=f"-{ACTIVE_FILE}")
-    with os.fdopen(handle, "w") as file:
-        file.write(json.dumps({"model": name}) + "\n")
-    os.chmod(temp, 0o644)
-    os.replace(temp, target)
+    write_atomically(target, lambda temp: temp.write_text(json.dumps({"model": name}) + "\n"))
     return path
 
 
@@ -138,7 +134,7 @@ class EmotionClassifier:
         try:
             model = keras.saving.load_model(path, compile=False)
         except Exception as error:  # Keras raises many types for a damaged archive.
-            reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
+            reason = one_line(error, limit=160)
             raise ModelError(f"{path.name} could not be loaded: {reason}") from error
         if tuple(model.input_shape[1:]) != (FACE_SIZE, FACE_SIZE, 1) or model.output_shape[-1] != len(LABELS):
             raise ModelError(f"{path.name} takes {model.input_shape[1:]} and gives "

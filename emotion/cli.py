@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="print JSON instead of text")
     predict.add_argument("--annotate", metavar="OUT_DIR", help="write annotated copies here")
     predict.add_argument("--model", help="a .keras model (default: the shipped one)")
-    predict.add_argument("--detector", help="a YuNet .onnx face detector (default: OpenCV's Haar cascade)")
+    predict.add_argument("--detector", help="a YuNet .onnx face detector of your own (default: the built-in BlazeFace)")
 
     evaluate = commands.add_parser("evaluate", help="score a model on a FER2013 split")
     evaluate.add_argument("--data", required=True, help="FER2013 CSV (.csv or .csv.gz) or image folders")

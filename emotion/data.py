@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .common import one_line
 from .labels import FACE_SIZE, LABELS
 
 SPLITS = ("Training", "PublicTest", "PrivateTest")
@@ -98,8 +99,7 @@ def load_fer2013_csv(path: str | Path | bytes, name: str | None = None) -> Datas
         table = pd.read_csv(reader, dtype={"pixels": str}, keep_default_na=False)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError,
             EOFError) as error:
-        raise DatasetError(f"{name} is not a readable CSV file: "
-                           f"{str(error).splitlines()[0] if str(error) else type(error).__name__}")
+        raise DatasetError(f"{name} is not a readable CSV file: {one_line(error)}")
     table.columns = [str(c).strip() for c in table.columns]
     missing = [c for c in CSV_COLUMNS if c not in table.columns]
     if missing:

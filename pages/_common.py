@@ -18,6 +18,7 @@ import pandas as pd
 import streamlit as st
 
 import emotion
+import emotion.common
 import emotion.evaluation
 from emotion.annotate import EMOTION_COLORS
 
@@ -68,10 +69,7 @@ TRAIN_HINT = ("train one with `python -m emotion train --data fer2013.csv.gz "
 ANALYSIS_LOCK = threading.Lock()
 
 
-def one_line(error: BaseException) -> str:
-    """An exception as a single line a user can read (no traceback)."""
-    text = str(error).strip()
-    return text.splitlines()[0][:300] if text else type(error).__name__
+one_line = emotion.common.one_line  # an exception as a single line a user can read (no traceback)
 
 
 def model_key(path: str | Path | None = None) -> tuple[str, int, int]:
@@ -117,30 +115,27 @@ def load_classifier() -> emotion.EmotionClassifier | None:
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _recognizer(key: tuple[str, int, int], detector: str, detector_path: str,
                 min_face: float) -> emotion.EmotionRecognizer:
-    if detector == "yunet":
-        face_detector = emotion.make_detector("yunet", detector_path)
-    else:
-        face_detector = emotion.make_detector("haar", min_face=min_face)
-    return emotion.EmotionRecognizer(_classifier(key), face_detector)
+    face_detector = emotion.make_detector("yunet", detector_path) if detector == "yunet" else None
+    return emotion.EmotionRecognizer(_classifier(key), face_detector, min_face=min_face)
 
 
-def load_recognizer(detector: str = "haar", detector_path: str = "", min_face: float = 0.03):
+def load_recognizer(detector: str = "builtin", detector_path: str = "", min_face: float = 0.03):
     """``(recognizer, settings)`` for the active model and these detector settings, cached;
     ``settings`` is a hashable key for caching results. ``(None, None)`` after an error is shown.
 
-    A YuNet file that cannot be used gives a warning and the built-in Haar detector.
+    A YuNet file that cannot be used gives a warning and the built-in detector.
     """
     if load_classifier() is None:
         return None, None
     key = model_key()
     if detector == "yunet":
         try:
-            return _recognizer(key, "yunet", detector_path, 0.0), (key, "yunet", detector_path)
+            return _recognizer(key, "yunet", detector_path, min_face), (key, "yunet", detector_path, min_face)
         except (OSError, ValueError, RuntimeError) as error:
             st.warning(f"YuNet detector not used: {one_line(error)}. Using the built-in detector instead.",
                        icon=":material/warning:")
     try:
-        return _recognizer(key, "haar", "", min_face), (key, "haar", min_face)
+        return _recognizer(key, "builtin", "", min_face), (key, "builtin", min_face)
     except Exception as error:  # noqa: BLE001
         st.error(f"The face detector could not be started: {one_line(error)}", icon=":material/error:")
         return None, None

@@ -98,9 +98,9 @@ st.caption("Photos are analysed on this computer; nothing is uploaded anywhere."
 
 with st.sidebar:
     st.header("Face detection")
-    detector_choice = st.radio("Face detector", ["Built-in (Haar cascade)", "YuNet (your .onnx file)"],
-                               key="detector", help="YuNet finds small, turned and partly hidden faces "
-                               "better; it needs a face_detection_yunet .onnx file from OpenCV's model zoo.")
+    detector_choice = st.radio("Face detector", ["Built-in (BlazeFace)", "YuNet (your .onnx file)"],
+                               key="detector", help="The built-in detector needs no file. YuNet is yours to "
+                               "supply: a face_detection_yunet .onnx file from OpenCV's model zoo.")
     use_yunet = detector_choice.startswith("YuNet")
     yunet_path = ""
     if use_yunet:
@@ -108,12 +108,12 @@ with st.sidebar:
                                    placeholder="/path/to/face_detection_yunet_2023mar.onnx")
         yunet_path = _access.allowed_path(yunet_path.strip().strip("\"'"), "YuNet file") if yunet_path.strip() else ""
     min_face = st.slider("Smallest face (% of the photo's shorter side)", 1, 20, 3, key="min_face",
-                         disabled=use_yunet, help="Smaller finds smaller faces, more slowly and with "
-                         "more false alarms. (Built-in detector only.)")
+                         help="Smaller finds smaller faces, more slowly. Faces under 32 pixels are "
+                         "never looked for: too small to read an emotion from.")
 
 if use_yunet and not yunet_path:
     st.sidebar.info("Enter the path of a YuNet .onnx file; the built-in detector is used meanwhile.")
-recognizer, settings = _common.load_recognizer("yunet" if yunet_path else "haar", yunet_path, min_face / 100)
+recognizer, settings = _common.load_recognizer("yunet" if yunet_path else "builtin", yunet_path, min_face / 100)
 
 uploads = st.file_uploader("Photos", type=list(_common.PHOTO_TYPES), accept_multiple_files=True,
                            key="photos", help="JPEG, PNG, WebP or BMP; several at once if you like.")

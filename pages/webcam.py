@@ -121,8 +121,8 @@ def show_faces(faces, show_probs: bool) -> None:
         st.info("No face in view. Face the camera in good light; a smaller minimum face size finds "
                 "faces farther away.", icon=":material/face:")
         return
-    for face in faces:
-        st.markdown(f"**Face #{face.track_id}: {face.label}**" + (f" {face.score:.0%}" if show_probs else ""))
+    for number, face in enumerate(faces, start=1):  # a snapshot's faces have no track id: numbered in order
+        st.markdown(f"**Face #{face.track_id or number}: {face.label}**" + (f" {face.score:.0%}" if show_probs else ""))
         if show_probs:
             st.altair_chart(_common.probability_chart(face.probs, height=150, tooltip_format=".0%"), width="stretch")
 
@@ -164,8 +164,8 @@ def show_stats(stats, show_probs: bool, active: bool) -> None:
 
 
 def snapshot_mode(classifier, settings: LiveSettings, voice: _voice.VoiceSettings) -> None:
-    """One picture from the camera, analysed like a live frame (and said, with voice on)."""
-    st.caption("Take a picture: it is analysed like a frame of the live video, on this computer.")
+    """One picture from the camera, analysed as the Image page analyses a photo (and said, with voice on)."""
+    st.caption("Take a picture: it is analysed as a photo on the Image page is, on this computer.")
     picture = st.camera_input("Take a picture", key="snapshot", label_visibility="collapsed")
     if picture is None:
         return
@@ -174,13 +174,18 @@ def snapshot_mode(classifier, settings: LiveSettings, voice: _voice.VoiceSetting
     except emotion.ImageError as error:
         st.error(str(error), icon=":material/broken_image:")
         return
-    session = LiveSession(classifier, settings, detect_every=1, confirm_new=False)
-    annotated = session.process(rgb)
-    if annotated is None:
-        st.error(f"The picture could not be analysed: {session.stats.snapshot().problem}.",
-                 icon=":material/broken_image:")
+    # The photo pipeline with the Image page's own settings, so that a picture gets the same faces
+    # and labels on both pages; as the camera took it and its preview showed it: never mirrored.
+    recognizer, _ = _common.load_recognizer()
+    if recognizer is None:
         return
-    faces = session.stats.snapshot().faces
+    try:
+        with _common.ANALYSIS_LOCK:
+            faces = recognizer.analyze_rgb(rgb)
+        annotated = recognizer.annotate(rgb, faces, show_scores=settings.show_probs)
+    except Exception as error:  # noqa: BLE001 - one line, never a traceback
+        st.error(f"The picture could not be analysed: {_common.one_line(error)}.", icon=":material/broken_image:")
+        return
     image, details = st.columns([3, 2])
     image.image(annotated, caption=f"{len(faces)} face{'s' if len(faces) != 1 else ''}")
     with details:

@@ -250,6 +250,36 @@ def test_snapshot_of_several_people(streamer):
     assert at.image[0].captions == ["2 faces"]
 
 
+def test_snapshot_and_the_image_page_give_the_same_faces_and_labels(streamer, tmp_path, monkeypatch):
+    """One photo pipeline: a picture taken in snapshot mode reads as the same photo does on the
+    Image page (same faces, in the same order, with the same labels and scores)."""
+    from pages import _common
+
+    picture = jpeg(np.asarray(Image.open(require(FACES_DIR / "aind_obamas4.jpg")).convert("RGB")))
+    (tmp_path / "shot.jpg").write_bytes(picture)
+    monkeypatch.setattr(_common, "SAMPLES_DIR", tmp_path)
+
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/image.py").run()
+    at.selectbox(key="sample").set_value("shot.jpg").run()
+    assert not at.exception and not at.error
+    table = at.dataframe[0].value
+    # The table's score is a percentage (0-100) or a fraction, as the page formats it; the snapshot
+    # says "NN%".
+    scale = 1 if table["score"].max() > 1 else 100
+    on_image_page = [(label, f"{score * scale:.0f}%") for label, score in zip(table["label"], table["score"])]
+
+    at = webcam_page()
+    at.toggle(key="webcam_snapshot_mode").set_value(True).run()
+    at.camera_input(key="snapshot").set_value(("shot.jpg", picture, "image/jpeg")).run()
+    assert not at.exception and not at.error
+    in_snapshot = [tuple(m.value.removeprefix("**Face #").split(": ", 1)[1].split("** ")) for m in at.markdown
+                   if m.value.startswith("**Face #")]
+    assert len(on_image_page) == 2 and at.image[0].captions == ["2 faces"]
+    assert in_snapshot == on_image_page
+
+
 def test_snapshot_without_a_face_and_a_broken_picture(streamer):
     at = webcam_page()
     at.toggle(key="webcam_snapshot_mode").set_value(True).run()
