@@ -59,5 +59,6 @@ def test_cli_evaluate_with_tta_shifts_and_reliability_plot(tmp_path, fer2013_sli
     report = json.loads(result.stdout)
     assert report["tta"] and report["n"] == 64 and 0 <= report["ece"] <= 1
     assert set(SHIFTS) | {"our detector's crop"} == set(report["shifts"])
-    assert 0 < report["shifts"]["our detector's crop"]["found"] <= 1
+    crop = report["shifts"]["our detector's crop"]
+    assert 0 < crop["found"] <= 1 and 0 <= crop["accuracy_of_found"] <= 1
     assert plot.read_bytes()[:4] == b"\x89PNG"
