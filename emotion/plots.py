@@ -6,6 +6,12 @@ the CLI. Every function returns a :class:`matplotlib.figure.Figure`;
 :func:`figure_png` turns one into PNG bytes and :func:`save_figure` writes it
 atomically.
 
+Two looks (``style``): ``"paper"`` (the default: white, black text; the files
+written beside a model) and ``"page"`` (transparent, with mid-grey text, and a
+confusion matrix from dark to light blue, each number in black or white as its cell
+needs) for a web page that may be light or dark: a white box would glare on a dark
+page, and black text would vanish on it.
+
     python -m emotion.plots models/mine.keras   # (re)write mine-curves.png, mine-confusion.png
 """
 
@@ -21,7 +27,9 @@ from typing import Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import LinearSegmentedColormap, to_rgba
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 from .labels import LABELS
 
@@ -29,11 +37,48 @@ from .labels import LABELS
 # untouched test set first, then the set the best epoch was picked on.
 REPORT_SPLITS = ("PrivateTest", "validation", "PublicTest", "Training")
 TRAIN_COLOR, VAL_COLOR = "#1f77b4", "#ff7f0e"
+STYLES = ("paper", "page")
+# Readable on white and on Streamlit's dark background (#0e1117) alike: contrast about 3.5 and 5.
+PAGE_TEXT = "#808495"
+# Opaque cells from dark navy to light blue: neither end glares on a dark page or fades into a
+# white one, and each number is written in black or white, whichever its cell's colour needs.
+PAGE_CELLS_COLORS = ("#1c2a45", "#2a6fb8", "#a8d1ff")
+PAGE_CELLS = LinearSegmentedColormap.from_list("page_blues", PAGE_CELLS_COLORS)
+PAGE_DARK_TEXT = "#0e1117"  # not "black": _restyle greys black text
+
+
+def _check_style(style: str) -> str:
+    if style not in STYLES:
+        raise ValueError(f"unknown style {style!r}; choose from {STYLES}")
+    return style
 
 
 def _figure(width: float, height: float) -> Figure:
     figure = Figure(figsize=(width, height), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
+    return figure
+
+
+def _restyle(figure: Figure, style: str) -> Figure:
+    """Give a finished figure the ``page`` look: no background anywhere, and the text, ticks
+    and frames that matplotlib draws black in mid-grey (text given its own colour, such as
+    the white numbers on dark cells, keeps it)."""
+    if _check_style(style) == "paper":
+        return figure
+    figure.patch.set_facecolor("none")
+    for ax in figure.axes:
+        ax.set_facecolor("none")
+        ax.tick_params(colors=PAGE_TEXT, which="both")
+        for spine in ax.spines.values():
+            spine.set_edgecolor(PAGE_TEXT)
+        legend = ax.get_legend()
+        if legend is not None:
+            legend.get_frame().set_facecolor("none")
+            legend.get_frame().set_edgecolor(PAGE_TEXT)
+    black = to_rgba("black")
+    for text in figure.findobj(Text):
+        if to_rgba(text.get_color()) == black:
+            text.set_color(PAGE_TEXT)
     return figure
 
 
@@ -47,7 +92,7 @@ def report_split(card: dict) -> str | None:
 
 
 def curves_figure(history: Sequence[dict], title: str = "",
-                  batch_points: Sequence[tuple[float, float, float]] = ()) -> Figure:
+                  batch_points: Sequence[tuple[float, float, float]] = (), style: str = "paper") -> Figure:
     """Accuracy and loss per epoch, training against validation.
 
     ``history`` holds one dict per epoch as in a model card (``epoch``, ``accuracy``,
@@ -55,6 +100,7 @@ def curves_figure(history: Sequence[dict], title: str = "",
     accuracy) is marked. ``batch_points`` (fractional epoch, loss, accuracy) adds
     the running training figures within epochs, for a run still in progress.
     """
+    _check_style(style)
     figure = _figure(9, 3.4)
     axes = figure.subplots(1, 2)
     epochs = [row.get("epoch", i + 1) for i, row in enumerate(history)]
@@ -86,12 +132,13 @@ def curves_figure(history: Sequence[dict], title: str = "",
     axes[0].yaxis.set_major_formatter(lambda value, _: f"{value:.0%}")
     if title:
         figure.suptitle(title)
-    return figure
+    return _restyle(figure, style)
 
 
-def confusion_figure(matrix, title: str = "") -> Figure:
+def confusion_figure(matrix, title: str = "", style: str = "paper") -> Figure:
     """The 7x7 confusion matrix (rows: true, columns: predicted) twice: counts and
     row-normalised (each row sums to 100 %: the recall of that emotion on the diagonal)."""
+    cells = PAGE_CELLS if _check_style(style) == "page" else "Blues"
     counts = np.asarray(matrix, dtype=np.int64)
     with np.errstate(divide="ignore", invalid="ignore"):
         rows = np.nan_to_num(counts / counts.sum(axis=1, keepdims=True))
@@ -99,12 +146,17 @@ def confusion_figure(matrix, title: str = "") -> Figure:
     axes = figure.subplots(1, 2)
     for ax, values, name, text in ((axes[0], counts, "Counts", lambda v: f"{v:d}"),
                                    (axes[1], rows, "Row-normalised", lambda v: f"{v:.0%}")):
-        image = ax.imshow(values, cmap="Blues", vmin=0)
+        image = ax.imshow(values, cmap=cells, vmin=0)
         top = values.max() if values.size and values.max() > 0 else 1
         for i in range(values.shape[0]):
             for j in range(values.shape[1]):
-                ax.text(j, i, text(values[i, j]), ha="center", va="center", fontsize=7,
-                        color="white" if values[i, j] > 0.6 * top else "black")
+                if style == "page":
+                    red, green, blue, _ = image.cmap(image.norm(values[i, j]))
+                    light = 0.299 * red + 0.587 * green + 0.114 * blue > 0.5
+                    color = PAGE_DARK_TEXT if light else "white"
+                else:
+                    color = "white" if values[i, j] > 0.6 * top else "black"
+                ax.text(j, i, text(values[i, j]), ha="center", va="center", fontsize=7, color=color)
         ax.set_xticks(range(len(LABELS)), LABELS, rotation=45, ha="right")
         ax.set_yticks(range(len(LABELS)), LABELS)
         ax.set_xlabel("predicted")
@@ -114,12 +166,14 @@ def confusion_figure(matrix, title: str = "") -> Figure:
                         format=(lambda value, _: f"{value:.0%}") if values is rows else None)
     if title:
         figure.suptitle(title)
-    return figure
+    return _restyle(figure, style)
 
 
 def misclassified_figure(images: np.ndarray, true: Sequence[int], predicted: Sequence[int],
-                         scores: Sequence[float], columns: int = 8, title: str = "") -> Figure:
+                         scores: Sequence[float], columns: int = 8, title: str = "",
+                         style: str = "paper") -> Figure:
     """A grid of 48x48 faces, each titled ``true → predicted (probability)``."""
+    _check_style(style)
     count = len(images)
     columns = max(1, min(columns, count or 1))
     grid_rows = max(1, -(-count // columns))
@@ -134,6 +188,29 @@ def misclassified_figure(images: np.ndarray, true: Sequence[int], predicted: Seq
         axes[0].text(0.5, 0.5, "no misclassified faces", ha="center", va="center")
     if title:
         figure.suptitle(title, fontsize=9)
+    return _restyle(figure, style)
+
+
+def reliability_figure(calibration: dict, title: str = "") -> Figure:
+    """A reliability diagram from :func:`emotion.metrics.calibration`: each confidence bin's
+    accuracy against its confidence (on the diagonal: well calibrated), bars sized by faces."""
+    figure = _figure(5, 4.4)
+    ax = figure.subplots()
+    bins = calibration.get("bins") or []
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="perfect calibration")
+    if bins:
+        width = bins[0]["high"] - bins[0]["low"]
+        ax.bar([b["low"] for b in bins], [b["accuracy"] for b in bins], width=width, align="edge",
+               color=TRAIN_COLOR, alpha=0.75, edgecolor="white", label="accuracy in bin")
+        ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o",
+                color=VAL_COLOR, markersize=4, label="bin: mean confidence, accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence of the top emotion")
+    ax.set_ylabel("accuracy")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(f"{title}\nexpected calibration error {calibration.get('ece', 0):.3f}" if title
+                 else f"expected calibration error {calibration.get('ece', 0):.3f}", fontsize=10)
     return figure
 
 
@@ -165,20 +242,20 @@ def figure_paths(model_path: str | Path) -> dict[str, Path]:
     return {kind: model_path.with_name(f"{model_path.stem}-{kind}.png") for kind in ("curves", "confusion")}
 
 
-def card_figures(card: dict) -> dict[str, Figure]:
+def card_figures(card: dict, style: str = "paper") -> dict[str, Figure]:
     """The curves and confusion figures a model card supports (either may be missing)."""
     figures = {}
     name = card.get("name", "model")
     history = (card.get("training") or {}).get("history") or []
     if history:
-        figures["curves"] = curves_figure(history, f"{name}: accuracy and loss per epoch")
+        figures["curves"] = curves_figure(history, f"{name}: accuracy and loss per epoch", style=style)
     split = report_split(card)
     if split:
         metrics = card["metrics"][split]
         figures["confusion"] = confusion_figure(
             metrics["confusion_matrix"],
             f"{name}: confusion matrix on {split} ({metrics.get('n', '?')} faces, "
-            f"accuracy {metrics.get('accuracy', 0):.1%})")
+            f"accuracy {metrics.get('accuracy', 0):.1%})", style=style)
     return figures
 
 

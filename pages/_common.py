@@ -163,7 +163,8 @@ def probability_chart(probs: dict[str, float], title: str | None = None, height:
     frame = pd.DataFrame({"emotion": labels, "probability": [probs[label] for label in labels]})
     return alt.Chart(frame, height=height, **({"title": title} if title else {})).mark_bar().encode(
         x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title=None),
-        y=alt.Y("emotion:N", sort=labels, title=None),
+        # Every emotion labelled (Vega hides every other label of a short band axis by default).
+        y=alt.Y("emotion:N", sort=labels, title=None, axis=alt.Axis(labelOverlap=False, labelLimit=0)),
         color=alt.Color("emotion:N", scale=EMOTION_SCALE, legend=None),
         tooltip=["emotion", alt.Tooltip("probability:Q", format=tooltip_format)],
     )

@@ -1,11 +1,21 @@
-"""Home: what facemood does, and the model card of the model in use."""
+"""Home: what facemood does, and the model card of the model in use.
+
+The card is read from its JSON file and shown first; the model itself (TensorFlow takes
+seconds to start) is loaded after it, under a spinner, to check that it can be used and
+to have it ready for the Image and Webcam pages.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import altair as alt
 import pandas as pd
 import streamlit as st
 
+import emotion
 from emotion import LABELS
+from emotion.classifier import read_card
 from pages import _common
 
 _common.through_app()  # a first visit to this page on a fresh server goes through app.py
@@ -23,17 +33,48 @@ def percent(value) -> str:
     return f"{value:.1%}" if isinstance(value, (int, float)) else "–"
 
 
-def show_card(classifier) -> None:
-    card = classifier.card
-    st.header(f"Model: {classifier.name}")
-    st.caption(f"File: `{classifier.path}`" + (f" · created {card['created']}" if card.get("created") else ""))
+# The colours of emotion.plots' "page" style (PAGE_CELLS_COLORS, PAGE_DARK_TEXT), written out:
+# importing it would load matplotlib before this page shows anything.
+CELL_COLORS = ["#1c2a45", "#2a6fb8", "#a8d1ff"]
+DARK_TEXT = "#0e1117"
+
+
+def confusion_chart(matrix) -> alt.Chart:
+    """The confusion matrix as a heat map with the counts written in: it fits the width of
+    any screen (a table of seven emotion columns scrolls sideways on a phone)."""
+    rows = []
+    for true, counts in zip(LABELS, matrix):
+        total = sum(counts) or 1
+        rows += [{"true": true, "read": read, "faces": int(count), "share": count / total}
+                 for read, count in zip(LABELS, counts)]
+    frame = pd.DataFrame(rows)
+    base = alt.Chart(frame).encode(
+        x=alt.X("read:N", sort=list(LABELS), title="what the model read",
+                axis=alt.Axis(orient="top", labelAngle=-45, labelLimit=0, labelOverlap=False)),
+        y=alt.Y("true:N", sort=list(LABELS), title="true emotion",
+                axis=alt.Axis(labelLimit=0, labelOverlap=False)))
+    # Dark navy to light blue (as the Training page's figures): no cell glares on a dark page
+    # or fades into a light one; the numbers are white on the dark cells, black on the light.
+    cells = base.mark_rect().encode(
+        color=alt.Color("share:Q", scale=alt.Scale(domain=[0, 0.5, 1], range=CELL_COLORS),
+                        legend=None),
+        tooltip=["true", "read", "faces", alt.Tooltip("share:Q", format=".0%", title="share of the row")])
+    counts = base.mark_text(fontSize=11).encode(
+        text="faces:Q", color=alt.condition("datum.share > 0.6", alt.value(DARK_TEXT),
+                                            alt.value("white")))
+    return (cells + counts).properties(height=280)
+
+
+def show_card(path: Path, card: dict) -> None:
+    st.header(f"Model: {card.get('name') or path.stem}")
+    st.caption(f"File: `{path}`" + (f" · created {card['created']}" if card.get("created") else ""))
     if not card:
         st.info("This model has no model card (a .json file of the same name beside it), "
                 "so its training and accuracy are unknown.")
         return
 
     data = card.get("data", {})
-    size = card.get("file_size_bytes") or (classifier.path.stat().st_size if classifier.path else None)
+    size = card.get("file_size_bytes") or path.stat().st_size
     params = card.get("parameters")
     cols = st.columns(4)
     cols[0].metric("Architecture", str(card.get("architecture", "–")))
@@ -74,14 +115,17 @@ def show_card(classifier) -> None:
     matrix = metrics[split].get("confusion_matrix")
     if matrix:
         st.subheader(f"Confusion matrix ({split})")
-        st.caption("Rows: the true emotion; columns: what the model read.")
-        st.dataframe(pd.DataFrame(matrix, index=pd.Index(LABELS, name="true"), columns=list(LABELS)))
+        st.caption("Rows: the true emotion; columns: what the model read. Each cell gives the number "
+                   "of faces; the lighter the cell, the larger its share of the row.")
+        st.altair_chart(confusion_chart(matrix), width="stretch")
 
     training = card.get("training", {})
     if training.get("epochs_run"):
         st.caption(f"Trained for {training['epochs_run']} epochs; the best was epoch {training.get('best_epoch', '?')}.")
 
 
-classifier = _common.load_classifier()
-if classifier is not None:
-    show_card(classifier)
+model = emotion.default_model_path()
+if model.is_file():
+    show_card(model, read_card(model))
+# Missing or not: loading says what is wrong, in one line (and readies the model for the other pages).
+_common.load_classifier()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -46,6 +47,18 @@ def results_json(name: str, results) -> str:
     return json.dumps(emotion.photo_report(name, results), indent=2)
 
 
+def shown_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The results table as the page shows it: probabilities in whole percent (0-100), so
+    that all fifteen columns fit the width of a laptop screen; the downloads keep 0-1."""
+    shown = frame.copy()
+    for column in ("score", *LABELS):
+        shown[column] = (shown[column] * 100).round().astype(int)
+    return shown
+
+
+PERCENT = st.column_config.NumberColumn(format="%d%%", width=None)
+
+
 def show_photo(index: int, name: str, data: bytes, recognizer, settings: tuple):
     """Analyse one photo and show it; the results, or None if it could not be used."""
     st.subheader(name)
@@ -68,26 +81,30 @@ def show_photo(index: int, name: str, data: bytes, recognizer, settings: tuple):
     picture, details = st.columns([3, 2])
     picture.image(png, caption=f"{name}: {len(results)} face{'s' if len(results) != 1 else ''}")
     frame = results_frame(results)
-    details.dataframe(frame, hide_index=True, column_config={
-        "score": st.column_config.NumberColumn(format="percent"),
-        **{label: st.column_config.NumberColumn(format="percent") for label in LABELS}})
-    details.caption("Faces are numbered row by row, left to right; the box is x, y, width, height in pixels.")
-    stem = Path(name).stem or "photo"
-    buttons = details.columns(3)
-    buttons[0].download_button("Annotated PNG", png, f"{stem}-facemood.png", "image/png",
-                               key=f"png-{index}", on_click="ignore", icon=":material/download:")
-    buttons[1].download_button("Results CSV", frame.to_csv(index=False), f"{stem}-facemood.csv", "text/csv",
-                               key=f"csv-{index}", on_click="ignore", icon=":material/download:")
-    buttons[2].download_button("Results JSON", results_json(name, results), f"{stem}-facemood.json",
-                               "application/json", key=f"json-{index}", on_click="ignore",
-                               icon=":material/download:")
+    with details:
+        st.markdown("  \n".join(f"**Face {i}:** {r.label} {r.score:.0%}" for i, r in enumerate(results, 1)))
+        stem = Path(name).stem or "photo"
+        # One button a line, as wide as the column: their labels are never cut.
+        st.download_button("Annotated PNG", png, f"{stem}-facemood.png", "image/png", key=f"png-{index}",
+                           on_click="ignore", icon=":material/download:", width="stretch")
+        st.download_button("Results CSV", frame.to_csv(index=False), f"{stem}-facemood.csv", "text/csv",
+                           key=f"csv-{index}", on_click="ignore", icon=":material/download:", width="stretch")
+        st.download_button("Results JSON", results_json(name, results), f"{stem}-facemood.json",
+                           "application/json", key=f"json-{index}", on_click="ignore",
+                           icon=":material/download:", width="stretch")
+    # The whole width for the table: beside the photo it had room for half its columns.
+    st.dataframe(shown_frame(frame), hide_index=True, width="stretch",
+                 column_config={"score": PERCENT, **{label: PERCENT for label in LABELS}})
+    st.caption("Faces are numbered row by row, left to right; the box is x, y, width, height in pixels; "
+               "score and the emotions are probabilities in percent.")
 
     per_row = 4
     for start in range(0, len(results), per_row):
         columns = st.columns(per_row)
         for offset, result in enumerate(results[start:start + per_row]):
             columns[offset].altair_chart(_common.probability_chart(
-                result.probs, f"Face {start + offset + 1}: {result.label} {result.score:.0%}"), width="stretch")
+                result.probs, f"Face {start + offset + 1}: {result.label} {result.score:.0%}", height=260),
+                width="stretch")
     return results
 
 
@@ -133,14 +150,31 @@ if sample:
         st.error(f"{sample} cannot be read: {_common.one_line(error)}")
 
 analysed: list[tuple[str, list]] = []  # (file name, [FaceResult, ...]) for every photo that could be used
+# One place for the prompt (no photos yet) and then the progress (photos being analysed): the
+# prompt is gone the moment photos are given, and the progress once all are shown.
+status = st.empty()
 if recognizer is not None:
     if not photos:
-        st.info("Upload photos or choose a sample to see the emotions on every face.", icon=":material/photo:")
-    for index, (name, data) in enumerate(photos):
+        status.info("Upload photos or choose a sample to see the emotions on every face.", icon=":material/photo:")
+    # Photos this session has not had analysed with these settings yet get a progress bar (a
+    # photo already seen comes from the cache at once: no bar flickers on every rerun).
+    seen = st.session_state.setdefault("image_analysed", set())
+    if len(seen) > 1000:  # bounded: a long session forgets, and at worst shows a bar again
+        seen.clear()
+    keys = [(hashlib.sha256(data).hexdigest(), name, settings) for name, data in photos]
+    new = [key for key in keys if key not in seen]
+    for index, ((name, data), key) in enumerate(zip(photos, keys)):
+        if key in new:
+            done = new.index(key)
+            status.progress(done / len(new), text=f"Finding the faces and reading their emotions: {name} "
+                                                  f"(photo {done + 1} of {len(new)})…")
         with st.container(border=True):
             results = show_photo(index, name, data, recognizer, settings)
+        seen.add(key)
         if results is not None:
             analysed.append((name, results))
+    if photos:
+        status.empty()
 
 # --- spoken announcements -------------------------------------------------------------
 # Speak once per new set of photos (not on every rerun): the faces of the newest photo.

@@ -5,6 +5,10 @@ The work is all in the ``emotion`` library: ``emotion.jobs`` runs ``train()`` on
 background thread (one per server) with a thread-safe progress snapshot,
 ``emotion.plots`` draws the figures and ``emotion.evaluation`` finds the models and
 their mistakes. This page only shows them and maps its controls to a TrainConfig.
+
+The page draws what it can from the model cards first. Keras (several seconds to import)
+is loaded only for what needs it: the misclassified faces, drawn last into their place
+once everything else is on the page, and a training's start.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import os
 import uuid
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import altair as alt
 import pandas as pd
@@ -23,16 +28,19 @@ from emotion import LABELS, evaluation, jobs, plots
 from emotion.access import PathRefused, display_name
 from emotion.classifier import card_path, models_dir, set_active_model
 from emotion.data import DatasetError, default_dataset_path, load_fer2013_csv
-from emotion.model import ARCHITECTURES, Augmentation
-from emotion.train import TrainConfig
 from pages import _access, _common
+
+if TYPE_CHECKING:  # emotion.model and emotion.train import Keras: only when a training starts
+    from emotion.train import TrainConfig
 
 _common.through_app()  # a first visit to this page on a fresh server goes through app.py
 
+# emotion.model.ARCHITECTURES, named here so that the form needs no Keras (a test keeps
+# the two lists, and the parameter counts, in step).
 ARCHITECTURE_NAMES = {
-    "small": "small: 3 conv stages, fast (~0.1 M parameters at width 32)",
-    "vgg": "vgg: 4 stages of two 3x3 convs (the shipped model)",
-    "resnet": "resnet: 8 residual blocks, from scratch (no ImageNet weights offline)",
+    "small": "small: 3 conv stages, fast (0.68 M parameters at width 32)",
+    "vgg": "vgg: 4 stages of two 3x3 convs, the shipped model (1.77 M parameters at width 32)",
+    "resnet": "resnet: 8 residual blocks, from scratch (2.80 M parameters at width 32)",
 }
 OPTIMIZER_NAMES = {"adam": "Adam (AdamW)", "sgd": "SGD, Nesterov momentum 0.9"}
 SCHEDULE_NAMES = {"cosine": "cosine decay after a 1-epoch warm-up", "constant": "constant"}
@@ -46,6 +54,15 @@ AUGMENTATIONS = (  # checkbox key, label, Augmentation field, value when on
 SOURCES = {"path": "A FER2013 CSV or an image folder on this computer", "upload": "Upload a FER2013 CSV"}
 
 
+LIVE_REFRESH_S = 1.0  # how often a running training's progress is redrawn
+LIVE_SERIES = ("training (running, within epoch)", "training", "validation")  # the live charts' lines
+FIGURE_STYLE = "page"  # transparent figures with grey text: they read on the light and the dark theme
+
+# Slow parts of the page (the misclassified faces) as (place, draw): drawn into their place
+# after the rest of the page, so the figures and tables, and the Train tab, show at once.
+_drawn_last: list[tuple[object, Callable[[], None]]] = []
+
+
 def percent(value) -> str:
     return f"{value:.1%}" if isinstance(value, (int, float)) else "–"
 
@@ -56,7 +73,8 @@ def percent(value) -> str:
 @st.cache_data(max_entries=32, show_spinner=False)
 def card_figure_png(kind: str, card_key: tuple) -> bytes | None:
     """The ``curves`` or ``confusion`` figure of a card as PNG, cached per card file."""
-    figure = plots.card_figures(evaluation.load_card(Path(card_key[0]).with_suffix(".keras"))).get(kind)
+    card = evaluation.load_card(Path(card_key[0]).with_suffix(".keras"))
+    figure = plots.card_figures(card, style=FIGURE_STYLE).get(kind)
     return plots.figure_png(figure) if figure is not None else None
 
 
@@ -64,7 +82,8 @@ def card_figure_png(kind: str, card_key: tuple) -> bytes | None:
 def mistakes_png(key: tuple, _mistakes: evaluation.Mistakes) -> bytes:
     """The grid of a model's misclassified faces as PNG, cached per model file and data."""
     m = _mistakes
-    return plots.figure_png(plots.misclassified_figure(m.images, m.true, m.predicted, m.scores))
+    return plots.figure_png(plots.misclassified_figure(m.images, m.true, m.predicted, m.scores,
+                                                       style=FIGURE_STYLE))
 
 
 def class_table(metrics: dict) -> pd.DataFrame:
@@ -79,9 +98,25 @@ def class_table(metrics: dict) -> pd.DataFrame:
 
 
 def show_mistakes(path: Path) -> None:
+    """A place for the misclassified faces, drawn last (:func:`draw_the_rest`)."""
+    place = st.empty()
+    place.caption("The misclassified faces follow once the rest of the page is drawn.")
+    _drawn_last.append((place, lambda: draw_mistakes(path)))
+
+
+def draw_the_rest() -> None:
+    """Draw the slow parts into the places kept for them, in page order."""
+    while _drawn_last:
+        place, draw = _drawn_last.pop(0)
+        with place.container():  # in place of the note kept there
+            draw()
+
+
+def draw_mistakes(path: Path) -> None:
     try:
-        classifier = _common._classifier(_common.model_key(path))
-        with st.spinner("Finding the faces this model gets wrong…"):
+        with st.spinner("Finding the faces this model gets wrong (the first time, this loads the model "
+                        "and the test faces)…", show_time=True):
+            classifier = _common._classifier(_common.model_key(path))
             mistakes = evaluation.misclassified(path, classifier=classifier)
     except DatasetError as error:
         st.info(f"No misclassified examples: {_common.one_line(error)}.", icon=":material/info:")
@@ -121,8 +156,11 @@ def use_button(path: Path, key: str) -> None:
                        "choice until it is unset.", icon=":material/warning:")
 
 
-def model_view(path: Path, key: str) -> None:
-    """Everything about one model: figures, per-class table, mistakes, card, a use button."""
+def model_view(path: Path, key: str, narrow: bool = False) -> None:
+    """Everything about one model: figures, per-class table, mistakes, card, a use button.
+
+    ``narrow``: half the page wide (two models side by side): two metrics a row, so that
+    the numbers are not cut."""
     card = evaluation.load_card(path)
     st.subheader(card.get("name") or path.stem)
     in_use = _common.model_key(path)[0] == _common.model_key()[0]
@@ -136,7 +174,7 @@ def model_view(path: Path, key: str) -> None:
     split = plots.report_split(card)
     metrics = (card.get("metrics") or {}).get(split or "", {})
     training = card.get("training") or {}
-    cols = st.columns(4)
+    cols = st.columns(2) + st.columns(2) if narrow else st.columns(4)
     cols[0].metric(f"{split or 'Test'} accuracy", percent(metrics.get("accuracy")),
                    help=f"{metrics['n']:,} faces" if metrics.get("n") else None)
     cols[1].metric(f"{split or 'Test'} macro-F1", percent(metrics.get("macro_f1")))
@@ -188,7 +226,7 @@ def inspect_section() -> None:
         columns = st.columns(2)
         for column, path, key in ((columns[0], chosen, "a"), (columns[1], compare, "b")):
             with column:
-                model_view(Path(path), key)
+                model_view(Path(path), key, narrow=True)
     else:
         model_view(Path(chosen), "a")
 
@@ -198,24 +236,27 @@ def inspect_section() -> None:
 
 def live_chart(snapshot: jobs.ProgressSnapshot, metric: str) -> alt.Chart:
     running = pd.DataFrame([{"epoch": x, "value": loss if metric == "loss" else accuracy,
-                             "series": "training (running, within epoch)"}
+                             "series": LIVE_SERIES[0]}
                             for x, loss, accuracy in snapshot.batch_points],
                            columns=["epoch", "value", "series"])
     rows = [{"epoch": row["epoch"], "value": row[name], "series": series}
             for row in snapshot.history
-            for name, series in ((metric, "training"), (f"val_{metric}", "validation")) if name in row]
+            for name, series in ((metric, LIVE_SERIES[1]), (f"val_{metric}", LIVE_SERIES[2])) if name in row]
     epochs = pd.DataFrame(rows, columns=["epoch", "value", "series"])
     x = alt.X("epoch:Q", scale=alt.Scale(domain=[0, max(snapshot.epochs, 1)]), title="epoch")
     y = alt.Y("value:Q", title=metric, axis=alt.Axis(format="%") if metric == "accuracy" else alt.Axis())
-    color = alt.Color("series:N", title=None, legend=alt.Legend(orient="bottom"))
+    # One entry a line under the chart, never shortened: side by side in half the page,
+    # the three entries do not fit on one line.
+    color = alt.Color("series:N", title=None, scale=alt.Scale(domain=list(LIVE_SERIES)),
+                      legend=alt.Legend(orient="bottom", direction="vertical", labelLimit=0))
     chart = alt.Chart(running).mark_line(opacity=0.4).encode(x=x, y=y, color=color) + \
         alt.Chart(epochs).mark_line(point=True).encode(x=x, y=y, color=color, tooltip=["epoch:Q", "value:Q", "series:N"])
     return chart.properties(title=metric.capitalize(), height=240)
 
 
-@st.fragment(run_every=1.0)
 def live_progress() -> None:
-    """The running job, redrawn every second without rerunning the rest of the page."""
+    """The running job, redrawn every second without rerunning the rest of the page (a
+    fragment with a timer, set only while a run is in progress: see train_section)."""
     job = jobs.current_job()
     if job is None:
         return
@@ -236,8 +277,8 @@ def live_progress() -> None:
               disabled=snapshot.status in ("stopping", "evaluating"),
               help="End after the current batch and keep the best epoch so far")
     left, right = st.columns(2)
-    left.altair_chart(live_chart(snapshot, "accuracy"))
-    right.altair_chart(live_chart(snapshot, "loss"))
+    left.altair_chart(live_chart(snapshot, "accuracy"), width="stretch")
+    right.altair_chart(live_chart(snapshot, "loss"), width="stretch")
 
 
 def job_result(job: jobs.TrainingJob) -> None:
@@ -269,7 +310,7 @@ def settings_form(busy: bool) -> None:
     st.number_input("Train on at most this many faces (0: all)", min_value=0, value=0, step=256, key="limit")
 
     cols = st.columns(3)
-    cols[0].selectbox("Architecture", ARCHITECTURES, index=ARCHITECTURES.index("small"),
+    cols[0].selectbox("Architecture", list(ARCHITECTURE_NAMES), index=list(ARCHITECTURE_NAMES).index("small"),
                       format_func=ARCHITECTURE_NAMES.get, key="architecture")
     cols[1].radio("Optimizer", list(OPTIMIZER_NAMES), format_func=OPTIMIZER_NAMES.get, key="optimizer",
                   horizontal=True)
@@ -303,6 +344,9 @@ def settings_form(busy: bool) -> None:
 
 
 def config_from_state() -> TrainConfig:
+    from emotion.model import Augmentation
+    from emotion.train import TrainConfig
+
     s = st.session_state
     augmentation = Augmentation(**{field: (value if s[key] else type(value)(0))
                                    for key, _, field, value in AUGMENTATIONS})
@@ -365,7 +409,10 @@ def train_section() -> None:
     job = jobs.current_job()
     busy = job is not None and job.running
     if busy:
-        live_progress()
+        # The timer exists only while a run is in progress: the fragment reruns the whole page
+        # when the run ends, and that run, idle, starts no fragment and so no timer (Streamlit
+        # stops the timer of a fragment that a full run no longer draws).
+        st.fragment(live_progress, run_every=LIVE_REFRESH_S)()
     elif job is not None:
         job_result(job)
     settings_form(busy)
@@ -383,3 +430,4 @@ with inspect_tab:
 with train_tab:
     if _access.training_gate():
         train_section()
+draw_the_rest()

@@ -11,6 +11,11 @@ interpreter long enough to halve the video's frame rate.)
 With voice on, the video thread feeds each frame's labels to the session's
 announcer, which speaks once a new emotion has held for a moment; the same loop
 plays each finished clip in the browser (``_voice.LivePlayer``).
+
+When the camera cannot start, streamlit-webrtc shows the browser's error inside its
+own box and tells the server nothing. A small component of this page (``camera_check``)
+asks the browser itself, without asking for the camera: whether it has one at all, and
+whether the camera is blocked for this page; the page then says so in plain words.
 """
 
 from __future__ import annotations
@@ -49,6 +54,46 @@ CAMERA_HELP = """\
 
 Whatever the cause, **Snapshot mode** above analyses single pictures from the camera instead.
 """
+# Asks the browser, without opening the camera: how many cameras it has (enumerateDevices) and
+# whether this page may use one (the Permissions API; "denied" once the user or a policy said no).
+# It reports a change only, so it starts a script run only when there is something new to say.
+CAMERA_CHECK_JS = """
+export default function (component) {
+    const { setStateValue, data } = component;
+    const known = Object.assign({}, data || {});
+    let status = null, closed = false;
+    async function report() {
+        if (closed) return;
+        let cameras = null;
+        try {
+            const devices = await navigator.mediaDevices.enumerateDevices();
+            cameras = devices.filter((device) => device.kind === "videoinput").length;
+        } catch (error) { /* no media devices API here (not https): the video box says so */ }
+        const permission = status ? status.state : null;
+        if (closed || (cameras === known.cameras && permission === known.permission)) return;
+        known.cameras = cameras;
+        known.permission = permission;
+        setStateValue("camera", { cameras, permission });
+    }
+    const media = navigator.mediaDevices;
+    if (media) media.addEventListener("devicechange", report);
+    if (navigator.permissions) {
+        navigator.permissions.query({ name: "camera" })
+            .then((found) => { status = found; found.addEventListener("change", report); report(); })
+            .catch(() => report());  // a browser that cannot query the camera permission
+    } else {
+        report();
+    }
+    return () => {
+        closed = true;
+        if (media) media.removeEventListener("devicechange", report);
+        if (status) status.removeEventListener("change", report);
+    };
+}
+"""
+NO_CAMERA = "No camera was found on this computer."
+CAMERA_DENIED = "Camera permission was denied for this page."
+
 TRANSLATIONS = {
     "start": "Start",
     "stop": "Stop",
@@ -63,6 +108,24 @@ TRANSLATIONS = {
 
 
 # --- what the page shows, as plain functions -----------------------------------------
+
+
+def camera_problem(check: dict | None) -> str | None:
+    """What keeps the camera from starting, from what the browser told ``camera_check``, in
+    plain words with what to do; None when nothing is known to be wrong."""
+    if not isinstance(check, dict):
+        return None
+    if check.get("permission") == "denied":
+        return (f"{CAMERA_DENIED} Allow the camera for this site (the camera icon at the left of the "
+                "address bar, or the browser's site settings), then press **Start** again.")
+    if check.get("cameras") == 0:
+        return (f"{NO_CAMERA} Connect one (or close the program that holds it) and press **Start** "
+                "again, or analyse photos on the **Image** page.")
+    return None
+
+
+def _use_snapshots() -> None:
+    st.session_state["webcam_snapshot_mode"] = True
 
 
 def ice_servers(secrets=None, environ=None) -> tuple[list[dict], str | None]:
@@ -234,6 +297,18 @@ if st.toggle("Snapshot mode (single pictures, no live video)", key="webcam_snaps
 servers, ice_problem = ice_servers()
 if ice_problem:
     st.warning(ice_problem, icon=":material/warning:")
+camera_check = st.components.v2.component("facemood_camera_check", js=CAMERA_CHECK_JS)
+# The component is given what it last said, so that it reports changes only.
+checked = camera_check(key="webcam_camera_check", data=st.session_state.get("webcam_camera") or {},
+                       on_camera_change=lambda: None, height=0)
+st.session_state["webcam_camera"] = checked.get("camera") if checked is not None else None
+problem = camera_problem(st.session_state["webcam_camera"])
+if problem:
+    with st.container(border=True):
+        st.error(problem, icon=":material/videocam_off:")
+        st.button("Use snapshot mode instead", key="webcam_use_snapshots", on_click=_use_snapshots,
+                  icon=":material/photo_camera:", help="Single pictures from the camera, analysed the same "
+                  "way: they need no live connection (but they too need a camera the page may use).")
 video, panel = st.columns([3, 2])
 with video:
     try:
@@ -252,13 +327,13 @@ with video:
         context = None
         st.error(f"Live video cannot start here ({_common.one_line(error)}). " + SNAPSHOT_HINT,
                  icon=":material/videocam_off:")
-    else:
+    active = bool(context is not None and (context.state.playing or context.state.signalling))
+    if context is not None and not active:  # not under a running video
         st.caption("Press **Start** and allow the camera.")
         with st.expander("Camera not working?", icon=":material/help:"):
             st.markdown(CAMERA_HELP)
     speaker = _voice.LivePlayer(voice)
 
-active = bool(context is not None and (context.state.playing or context.state.signalling))
 if active and not st.session_state.get("webcam_active"):  # Start was pressed: a new run
     st.session_state["webcam_started"] = time.monotonic()
     session.begin()  # counts from zero; the video thread starts afresh with the first frame

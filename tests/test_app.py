@@ -10,11 +10,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shutil
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
@@ -96,6 +99,15 @@ def charts(at: AppTest) -> list:
     return at.get("vega_lite_chart")
 
 
+def chart_data(chart) -> pd.DataFrame:
+    """The rows a chart on the page draws (its one dataset)."""
+    from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+
+    datasets = list(chart.proto.datasets)
+    assert len(datasets) == 1, [d.name for d in datasets]
+    return convert_arrow_bytes_to_pandas_df(datasets[0].data.data)
+
+
 # --- Home ---------------------------------------------------------------------------
 
 
@@ -111,11 +123,41 @@ def test_home_shows_the_model_card(app_model):
     for split in ("PublicTest", "PrivateTest"):
         assert metrics[f"{split} accuracy"] == f"{card['metrics'][split]['accuracy']:.1%}"
         assert metrics[f"{split} macro-F1"] == f"{card['metrics'][split]['macro_f1']:.1%}"
-    recall, confusion = (table.value for table in at.dataframe)
+    recall, = (table.value for table in at.dataframe)
     assert list(recall.index) == list(LABELS)
     assert recall["PrivateTest"].tolist() == [card["metrics"]["PrivateTest"]["recall"][k] for k in LABELS]
-    assert confusion.values.tolist() == card["metrics"]["PrivateTest"]["confusion_matrix"]
+    # The confusion matrix is a heat map with the counts written in (it fits a phone's width).
+    confusion, = charts(at)
+    cells = chart_data(confusion).pivot(index="true", columns="read", values="faces").loc[list(LABELS), list(LABELS)]
+    assert cells.values.tolist() == card["metrics"]["PrivateTest"]["confusion_matrix"]
+    spec = json.loads(confusion.proto.spec)
+    assert [layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"]
+            for layer in spec["layer"]] == ["rect", "text"]
     assert any(card["data"]["source"] in m.value for m in at.markdown)
+
+
+def test_home_shows_the_card_without_waiting_for_the_model(app_model, monkeypatch):
+    """The card comes from its JSON file and is drawn first; the model (TensorFlow takes
+    seconds to start) is loaded after it. So the card is there whatever loading finds."""
+    import streamlit as st
+
+    from pages import _common
+
+    calls = []
+
+    def load_classifier():
+        calls.append(1)
+        st.error("the model could not be loaded (stand-in)")
+        return None
+
+    monkeypatch.setattr(_common, "load_classifier", load_classifier)
+    at = home()
+    assert calls == [1]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Architecture"] == json.loads(app_model.with_suffix(".json").read_text())["architecture"]
+    assert [e.value for e in at.error] == ["the model could not be loaded (stand-in)"]
+    order = [node.type for node in at.main]
+    assert max(i for i, kind in enumerate(order) if kind == "metric") < order.index("error"), order
 
 
 # --- Image --------------------------------------------------------------------------
@@ -151,6 +193,22 @@ def test_uploaded_photos_show_faces_tables_charts_and_downloads(media):
 
     rows = list(csv.DictReader(io.StringIO(downloads(at, media, "Results CSV")[1].decode())))
     assert len(rows) == 1 and rows[0]["label"] == tables[1]["label"][0]
+    # The page shows the probabilities in whole percent (narrow columns); the downloads keep 0-1.
+    assert tables[1]["score"][0] == round(float(rows[0]["score"]) * 100)
+    assert [tables[0][label].tolist() for label in LABELS] == [
+        [round(face["probs"][label] * 100) for face in couple["faces"]] for label in LABELS]
+
+
+def test_the_prompt_goes_once_photos_are_given_and_no_progress_is_left():
+    at = image_page()
+    prompt = "Upload photos or choose a sample to see the emotions on every face."
+    assert [i.value for i in at.info] == [prompt]
+    analysed(at, [upload("fer_justin.jpg")])
+    assert prompt not in [i.value for i in at.info]
+    assert not at.get("progress")  # the progress bar of the analysis is gone once the results show
+    assert [len(t.value) for t in at.dataframe] == [1]
+    at.file_uploader(key="photos").set_value([]).run()
+    assert [i.value for i in at.info] == [prompt]
 
 
 def test_bad_files_give_one_line_errors_and_the_good_photo_still_shows(tmp_path):
@@ -188,6 +246,30 @@ def test_sample_photos_from_the_images_folder(tmp_path, monkeypatch):
     assert not at.exception and not at.error
     assert [s.value for s in at.subheader] == ["justin.jpg"]
     assert [len(t.value) for t in at.dataframe] == [1]
+
+
+def test_the_readme_screenshot_is_not_offered_as_a_sample_and_its_images_exist():
+    from pages import _common
+
+    readme = (ROOT / "README.md").read_text()
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", readme)
+    assert images and all((ROOT / image).is_file() for image in images), images
+    offered = {path.resolve() for path in _common.sample_photos()}
+    assert offered, "the Image page offers no sample photo"
+    assert not offered & {(ROOT / image).resolve() for image in images}, offered
+
+
+def test_models_a_user_trains_are_ignored_by_git_and_the_shipped_ones_are_not():
+    if not (ROOT / ".git").exists() or shutil.which("git") is None:
+        pytest.skip("not a git checkout: nothing for .gitignore to do")
+    names = ["models/mine-20260101-1200.keras", "models/mine-20260101-1200.json",
+             "models/mine-20260101-1200-curves.png", "models/active.json",
+             "models/facemood-vgg.keras", "models/facemood-vgg.json", "models/facemood-vgg-curves.png",
+             "models/facemood-vgg-confusion.png"]
+    # --no-index: the answer of the rules alone, whether or not such a file exists or is tracked.
+    found = subprocess.run(["git", "check-ignore", "--no-index", *names], cwd=ROOT, capture_output=True,
+                           text=True).stdout.split()
+    assert found == names[:4], found
 
 
 def test_a_bad_yunet_file_warns_and_falls_back_to_the_built_in_detector(tmp_path, monkeypatch):

@@ -146,6 +146,36 @@ def test_a_folder_without_models_says_how_to_get_one(monkeypatch, tmp_path):
     assert not at.error
 
 
+def test_the_architectures_offered_are_the_library_s_with_their_true_sizes():
+    """The page names the architectures itself (the form needs no Keras); they must be the
+    library's, and the parameter counts it gives must be right."""
+    import ast
+    import re
+
+    from emotion.model import ARCHITECTURES, build_model
+
+    tree = ast.parse((ROOT / "pages" / "training.py").read_text())
+    names = next(ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+                 and getattr(node.targets[0], "id", "") == "ARCHITECTURE_NAMES")
+    assert list(names) == list(ARCHITECTURES)
+    for architecture, text in names.items():
+        stated = float(re.search(r"([\d.]+) M parameters at width 32", text).group(1))
+        assert stated == round(build_model(architecture, width=32).count_params() / 1e6, 2), text
+
+
+def test_the_page_module_imports_nothing_that_loads_keras():
+    """Keras takes seconds to import: the page loads it only for what needs it (the misclassified
+    faces, drawn last; a training's start), never to show its first view."""
+    import ast
+
+    tree = ast.parse((ROOT / "pages" / "training.py").read_text())
+    top = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+    modules = {node.module for node in top if isinstance(node, ast.ImportFrom)} | {
+        alias.name for node in top if isinstance(node, ast.Import) for alias in node.names}
+    assert "emotion" in modules and "pages" in modules, modules  # the walk sees the imports
+    assert not modules & {"emotion.model", "emotion.train", "keras", "tensorflow"}, modules
+
+
 # --- Train ----------------------------------------------------------------------------
 
 
