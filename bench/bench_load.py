@@ -16,7 +16,10 @@ rounds in a row show whether memory stays bounded.
 Then a session uploads photos and closes its tab while the server analyses them; the
 server's thread count must come back to what it was, and the next session still works.
 
-    python bench/bench_load.py [--rounds 5] [--sessions 8] [--photos 3]
+    python bench/bench_load.py [--rounds 5] [--sessions 8] [--photos 3] [--max-rss-mb 2500]
+
+It prints PASS when every round passed, the closed tab left no thread, and the server's
+peak memory stayed below the bound; FAIL (exit status 1) otherwise.
 
 The server is started exactly as README.md starts it (tests/_server.py), with the
 shipped model; Debian's Chromium is driven by Playwright (nothing is downloaded).
@@ -128,16 +131,19 @@ async def load_round(browser, server: AppServer, sessions: int, photos: int, rou
     sets = [session_photos(s, photos, round_no, truth) for s in range(sessions)]
     names = [[p["name"] for p in chosen] for chosen in sets]
     start, ready = asyncio.Event(), []
+    cpu = {}
 
     async def release():
         while len(ready) < sessions:
             await asyncio.sleep(0.2)
+        cpu["start"] = server.cpu_seconds()
         start.set()
 
     results = await asyncio.gather(
         release(), *(one_session(browser, server, sets[s], [n for o in range(sessions) if o != s for n in names[o]],
                                  start, ready) for s in range(sessions)))
     results = results[1:]
+    cpu_s = server.cpu_seconds() - cpu["start"]  # the uploads, analyses and pages, all sessions
     per_photo = [t for r in results for t in r["seconds"].values()]
     wrong = [(name, r["shown"][name], r["true"][name]) for r in results for name in r["true"]
              if r["shown"][name] != r["true"][name]]
@@ -147,7 +153,7 @@ async def load_round(browser, server: AppServer, sessions: int, photos: int, rou
             "p50_s": round(statistics.median(per_photo), 2) if per_photo else None,
             "max_s": round(max(per_photo), 2) if per_photo else None,
             "session_max_s": round(max((max(r["seconds"].values(), default=0) for r in results), default=0), 2),
-            "rss_mb": round(server.rss_mb()), "peak_rss_mb": round(server.peak_rss_mb()),
+            "server_cpu_s": round(cpu_s, 1), "rss_mb": round(server.rss_mb()), "peak_rss_mb": round(server.peak_rss_mb()),
             "threads": server.threads()}
 
 
@@ -221,6 +227,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--sessions", type=int, default=8)
     parser.add_argument("--photos", type=int, default=3, help="photos each session uploads")
+    parser.add_argument("--max-rss-mb", type=float, default=2500,
+                        help="memory bound: the server's peak resident memory must stay below this")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
@@ -228,11 +236,11 @@ def main() -> int:
     ok = True
     print(f"\n{args.sessions} sessions x {args.photos} photos, {args.rounds} rounds on one server "
           f"(upload to result, seconds):")
-    print("round  results  wrong  errors  mixed-up  p50_s  max_s  session_max_s  rss_mb  peak_rss_mb")
+    print("round  results  wrong  errors  mixed-up  p50_s  max_s  session_max_s  server_cpu_s  rss_mb  peak_rss_mb")
     for r in report["rounds"]:
         ok &= not (r["wrong_counts"] or r["errors"] or r["foreign"]) and r["results"] == r["sessions"] * args.photos
         print(f"{r['round']:>5}  {r['results']:>7}  {len(r['wrong_counts']):>5}  {len(r['errors']):>6}  "
-              f"{len(r['foreign']):>8}  {r['p50_s']:>5}  {r['max_s']:>5}  {r['session_max_s']:>13}  "
+              f"{len(r['foreign']):>8}  {r['p50_s']:>5}  {r['max_s']:>5}  {r['session_max_s']:>13}  {r['server_cpu_s']:>12}  "
               f"{r['rss_mb']:>6}  {r['peak_rss_mb']:>11}")
     close = report.get("close_mid_analysis")
     if close:
@@ -242,7 +250,8 @@ def main() -> int:
               f"{close['threads_before']} before, {close['threads_just_after_close']} just after, "
               f"{close['threads_after']} later; next session's results right: "
               f"{not close['next_session']['wrong_counts'] and close['next_session']['results'] == 1}")
-    print(f"server peak RSS: {report['peak_rss_mb']} MB")
+    ok &= report["peak_rss_mb"] < args.max_rss_mb
+    print(f"server peak RSS: {report['peak_rss_mb']} MB (bound: {args.max_rss_mb:.0f} MB)")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     print("PASS" if ok else "FAIL")
