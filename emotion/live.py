@@ -39,12 +39,15 @@ from .common import one_line
 from .detect import BlazeFaceDetector, FaceDetector, iou  # noqa: F401 - iou: part of this module's API
 from .imageio import ImageError, load_image
 from .labels import FACE_SIZE
-from .pipeline import MIN_FACE_PX, FaceResult, classify_faces, detect_faces, shrink, smallest_face_px, to_results
+from .pipeline import FaceResult, classify_faces, detect_faces, shrink, smallest_face_px, to_results
 from .tracking import Smoother, Tracker
 
 logger = logging.getLogger(__name__)
 
 FLOW_FACE_PX = 24        # optical flow runs on a copy where the smallest wanted face is this wide
+# The webcam page lets a viewer ask for faces down to 5 % of a 480-pixel frame: 24 pixels, under
+# the photo path's 32 (a photo is analysed once and must be quick; a video detects every few frames).
+LIVE_MIN_FACE_PX = 24
 MIN_FRAME_SIDE = 24      # frames with a shorter side cannot hold a face: skipped
 DARK_LEVEL = 16          # mean grey level below which a frame counts as too dark
 NEW_STREAM_GAP_S = 2.0   # a pause this long between frames starts afresh (new faces, new ids)
@@ -104,7 +107,7 @@ class LivePipeline:
 
     def __init__(self, classifier, settings: LiveSettings | None = None, detector: FaceDetector | None = None,
                  detect_every: int | None = None, budget_ms: float = 8.0, max_detect_every: int = 6,
-                 flip_average: bool = False, confirm_new: bool = True, min_face_px: float = MIN_FACE_PX):
+                 flip_average: bool = False, confirm_new: bool = True, min_face_px: float = LIVE_MIN_FACE_PX):
         self.classifier = classifier
         self.detector = detector or BlazeFaceDetector()
         self.settings = (settings or LiveSettings()).checked()
