@@ -303,8 +303,11 @@ checked = camera_check(key="webcam_camera_check", data=st.session_state.get("web
                        on_camera_change=lambda: None, height=0)
 st.session_state["webcam_camera"] = checked.get("camera") if checked is not None else None
 problem = camera_problem(st.session_state["webcam_camera"])
+# Always this one place, filled or not: an element put in before the video box would move it,
+# and the video box would be rebuilt, losing the browser's own error that it shows.
+notice = st.empty()
 if problem:
-    with st.container(border=True):
+    with notice.container(border=True):
         st.error(problem, icon=":material/videocam_off:")
         st.button("Use snapshot mode instead", key="webcam_use_snapshots", on_click=_use_snapshots,
                   icon=":material/photo_camera:", help="Single pictures from the camera, analysed the same "

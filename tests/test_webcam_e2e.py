@@ -369,7 +369,12 @@ def test_y4m_file_holds_the_clip_as_i420(clip_frames, camera_file):
 
 def test_live_video_comes_back_with_the_face_boxed_and_labelled(server, browser, clip_frames):
     with webcam_tab(browser, server, "webcam-e2e-failed.png") as webcam:
+        start_hint = webcam.page.get_by_text("Press Start and allow the camera.")
+        assert start_hint.count() == 1
+        # A camera is there and allowed: the page raises no camera problem.
+        assert not webcam.page.get_by_role("button", name="Use snapshot mode instead").count()
         webcam.start(frames=30)
+        assert start_hint.count() == 0  # not under a running video
         # Over the next stretch of video (the first frames, while the codecs settle, aside):
         # frames per second end to end (annotated frames the server made, frames the browser
         # showed), and the share of frames in which the face was found.
@@ -496,23 +501,34 @@ def test_start_stop_leaving_and_closing_leak_nothing_and_the_next_start_works(se
     assert final <= baseline + 2, f"threads: {baseline} at first, {final} after a tab closed mid-stream"
 
 
-@pytest.mark.parametrize("camera_flags, says", [
-    (["--use-fake-ui-for-media-stream"], "NotFoundError"),  # allowed, but this machine has no camera
-    (["--use-fake-device-for-media-stream", "--deny-permission-prompts"], "NotAllowedError"),
+@pytest.mark.parametrize("camera_flags, says, plainly", [
+    # allowed, but this machine has no camera
+    (["--use-fake-ui-for-media-stream"], "NotFoundError", "No camera was found on this computer."),
+    (["--use-fake-device-for-media-stream", "--deny-permission-prompts"], "NotAllowedError",
+     "Camera permission was denied for this page."),
 ], ids=["no-camera", "permission-denied"])
-def test_no_camera_or_a_denied_one_is_said_plainly_and_nothing_breaks(server, playwright, camera_flags, says):
+def test_no_camera_or_a_denied_one_is_said_plainly_and_nothing_breaks(server, playwright, camera_flags, says,
+                                                                      plainly):
     browser = launch(playwright, camera_flags)
     try:
         webcam = WebcamPage(browser, server)
         try:
             webcam.component.get_by_role("button", name="Start").click()
             webcam.component.get_by_text(says).wait_for()  # the browser's reason, in the video box
+            # The page's own words, outside the video box, with snapshot mode offered right there.
+            message = webcam.page.locator('[data-testid="stAlert"]').filter(has_text=plainly)
+            message.wait_for()
+            assert "Start" in message.inner_text()  # and what to do
             webcam.page.get_by_text("Camera not working?").click()
             webcam.page.get_by_text(says).first.wait_for()  # and what it means, with what to do
             assert webcam.page.get_by_text("Snapshot mode").count() >= 2
             assert not webcam.page.locator('[data-testid="stException"]').count()
             webcam.component.get_by_role("button", name="Start").wait_for()  # ready for another try
             webcam.page.screenshot(path=str(ARTIFACTS / f"webcam-e2e-{says}.png"))
+            webcam.page.get_by_role("button", name="Use snapshot mode instead").click()
+            webcam.page.locator('[data-testid="stCameraInput"]').wait_for()
+            assert webcam.page.get_by_role("switch", name="Snapshot mode").is_checked()
+            assert not webcam.page.locator('[data-testid="stException"]').count()
         finally:
             webcam.page.close()
     finally:
