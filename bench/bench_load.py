@@ -16,7 +16,11 @@ rounds in a row show whether memory stays bounded.
 Then a session uploads photos and closes its tab while the server analyses them; the
 server's thread count must come back to what it was, and the next session still works.
 
-    python bench/bench_load.py [--rounds 5] [--sessions 8] [--photos 3] [--max-rss-mb 2500]
+    python bench/bench_load.py [--rounds 5] [--sessions 8] [--photos 3] [--max-rss-mb 2500] [--webcam 3]
+
+With ``--webcam N``, N Webcam pages then stream at once on a fresh server, each tab's fake
+camera playing ../shared/data/video/fer_woman2.mp4, and each stream's frames per second
+(annotated by the server, shown by the browser) are printed.
 
 It prints PASS when every round passed, the closed tab left no thread, and the server's
 peak memory stayed below the bound; FAIL (exit status 1) otherwise.
@@ -41,10 +45,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # emotion; the tests' server and page drivers
 
-from _server import (APP_STATE_JS, CHROMIUM_FLAGS, AppServer, chromium_path,  # noqa: E402
-                     error_text, settled)
+from _server import (APP_STATE_JS, CHROMIUM_FLAGS, EXCEPTION_TEXT, AppServer,  # noqa: E402
+                     chromium_path, error_text, settled)
 
 FACES = ROOT.parent / "shared" / "data" / "faces"
 MODEL = ROOT / "models" / "facemood-vgg.keras"
@@ -222,6 +226,47 @@ async def bench(rounds: int, sessions: int, photos: int, log: Path, close_tab: b
         server.stop()
 
 
+def webcam_streams(streams: int, log: Path, seconds: float = 10.0) -> list[dict]:
+    """``streams`` Webcam pages playing at once on one server, each tab's fake camera playing a
+    clip of ../shared/data/video: frames per second each stream reached end to end."""
+    from playwright.sync_api import sync_playwright
+
+    import test_webcam_e2e as e2e  # the webcam browser test's page driver and fake camera
+
+    camera = write_camera(log.parent / "camera.y4m")
+    server = AppServer(log, env={"FACEMOOD_MODEL": str(MODEL)})
+    tabs = []
+    try:
+        server.wait_healthy()
+        with sync_playwright() as playwright:
+            browser = e2e.launch(playwright, e2e.FAKE_CAMERA + [f"--use-file-for-fake-video-capture={camera}"])
+            try:
+                for _ in range(streams):
+                    tabs.append(e2e.WebcamPage(browser, server))
+                    tabs[-1].start(frames=30)
+                figures = []
+                for index, tab in enumerate(tabs):  # each measured in turn, all playing meanwhile
+                    before, began = tab.number("Frames processed"), time.monotonic()
+                    shown = tab.video_frame().evaluate(e2e.BROWSER_FPS_JS, seconds)
+                    made = (tab.number("Frames processed") - before) / (time.monotonic() - began)
+                    figures.append({"stream": index + 1, "annotated_fps": round(made, 1),
+                                    "browser_fps": round(shown["fps"], 1),
+                                    "errors": EXCEPTION_TEXT.findall(tab.page.inner_text('[data-testid="stMain"]'))})
+                for tab in tabs:
+                    tab.stop()
+                return figures
+            finally:
+                browser.close()
+    finally:
+        server.stop()
+
+
+def write_camera(path: Path) -> Path:
+    import test_webcam_e2e as e2e
+
+    return e2e.write_y4m(e2e.letterboxed_frames(e2e.CLIP), path)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -229,14 +274,21 @@ def main() -> int:
     parser.add_argument("--photos", type=int, default=3, help="photos each session uploads")
     parser.add_argument("--max-rss-mb", type=float, default=2500,
                         help="memory bound: the server's peak resident memory must stay below this")
+    parser.add_argument("--webcam", type=int, default=0, metavar="N",
+                        help="then N Webcam pages streaming at once (fake cameras): fps per stream")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        report = asyncio.run(bench(args.rounds, args.sessions, args.photos, Path(folder) / "streamlit.log"))
+        report = {"rounds": []}
+        if args.rounds:
+            report = asyncio.run(bench(args.rounds, args.sessions, args.photos, Path(folder) / "streamlit.log"))
+        if args.webcam:
+            report["webcam"] = webcam_streams(args.webcam, Path(folder) / "webcam.log")
     ok = True
-    print(f"\n{args.sessions} sessions x {args.photos} photos, {args.rounds} rounds on one server "
-          f"(upload to result, seconds):")
-    print("round  results  wrong  errors  mixed-up  p50_s  max_s  session_max_s  server_cpu_s  rss_mb  peak_rss_mb")
+    if args.rounds:
+        print(f"\n{args.sessions} sessions x {args.photos} photos, {args.rounds} rounds on one server "
+              f"(upload to result, seconds):")
+        print("round  results  wrong  errors  mixed-up  p50_s  max_s  session_max_s  server_cpu_s  rss_mb  peak_rss_mb")
     for r in report["rounds"]:
         ok &= not (r["wrong_counts"] or r["errors"] or r["foreign"]) and r["results"] == r["sessions"] * args.photos
         print(f"{r['round']:>5}  {r['results']:>7}  {len(r['wrong_counts']):>5}  {len(r['errors']):>6}  "
@@ -250,8 +302,13 @@ def main() -> int:
               f"{close['threads_before']} before, {close['threads_just_after_close']} just after, "
               f"{close['threads_after']} later; next session's results right: "
               f"{not close['next_session']['wrong_counts'] and close['next_session']['results'] == 1}")
-    ok &= report["peak_rss_mb"] < args.max_rss_mb
-    print(f"server peak RSS: {report['peak_rss_mb']} MB (bound: {args.max_rss_mb:.0f} MB)")
+    if "peak_rss_mb" in report:
+        ok &= report["peak_rss_mb"] < args.max_rss_mb
+        print(f"server peak RSS: {report['peak_rss_mb']} MB (bound: {args.max_rss_mb:.0f} MB)")
+    for stream in report.get("webcam", []):
+        ok &= stream["annotated_fps"] > 1 and not stream["errors"]
+        print(f"webcam stream {stream['stream']} of {args.webcam}: {stream['annotated_fps']} annotated frames/s, "
+              f"{stream['browser_fps']} shown/s")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     print("PASS" if ok else "FAIL")
