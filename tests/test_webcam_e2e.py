@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from emotion import HaarDetector
+from emotion import BlazeFaceDetector
 from emotion.speech import ADJECTIVES
 
 from _server import AppServer  # tests/_server.py: pytest puts tests/ on sys.path
@@ -285,7 +285,7 @@ def annotation_check(grabbed: np.ndarray, references: np.ndarray) -> dict:
     distances = np.abs(small(mirrored) - small(grabbed)[None]).mean(axis=(1, 2, 3))
     best = int(np.argmin(distances))
     reference = mirrored[best]
-    boxes = HaarDetector().detect(reference)
+    boxes = BlazeFaceDetector().detect(reference)  # the detector the page uses, on the whole frame
     assert len(boxes), "no face in the clip frame the video shows"
     x, y, w, h = (int(v) for v in boxes[0])
     difference = np.abs(grabbed.astype(np.int16) - reference.astype(np.int16)).max(axis=2)
