@@ -53,9 +53,10 @@ from _server import (APP_STATE_JS, CHROMIUM_FLAGS, EXCEPTION_TEXT, AppServer,  #
 FACES = ROOT.parent / "shared" / "data" / "faces"
 MODEL = ROOT / "models" / "facemood-vgg.keras"
 RESULT_S = 600  # the longest wait for a session's results: 8 sessions' photos on two busy cores
-# Photos of faces.csv whose true count the built-in detector finds (it finds one face too many
-# on deepface_img3/15/20 and misses two of the seven in the selfie): a wrong count here is
-# the server's fault, not the detector's. Sessions take them in turn, so neighbours differ.
+# The photos of faces.csv whose true count the built-in detectors find, so that a wrong count
+# here is the server's fault: all but the 7-person selfie (two faces cut by the edge; 4-5
+# found) and deepface_img3/15/20 (the earlier Haar detector found a face too many; left out
+# so the figures stay comparable). Sessions take them in turn, so neighbours differ.
 PHOTOS = ["aind_obamas4.jpg", "aind_test_image_1.jpg", "fer_justin.jpg", "deepface_couple.jpg",
           "NEG_fer_no-faces.jpg", "aind_fawzia.jpg", "deepface_img1.jpg", "aind_james.jpg",
           "deepface_img10.jpg", "deepface_img11.jpg", "deepface_img12.jpg", "deepface_img17.jpg",
