@@ -10,8 +10,8 @@ Photos: a 640x480 photo with one face and the 13-person group photo, from
 * **seed-style baseline**: what the common FER2013 demos do: the Haar cascade with default
   settings on the full image, then ``model.predict`` once per face;
 * **fer**: the `fer` package's ``FER().detect_emotions()`` (Haar cascade, mini-Xception),
-  installed by this script in its own virtual environment (bench/.fer-venv, never in
-  requirements.txt; PyPI is needed once).
+  installed by the benchmark in its own virtual environment (bench/fer_env.py:
+  bench/.fer-venv, never in requirements.txt; PyPI is needed once).
 
 The first three use the same trained model, so only the pipeline differs. Timings go round
 by round (each pipeline times a few runs in turn), so that other work on the machine weighs
@@ -42,12 +42,11 @@ import numpy as np  # noqa: E402
 from emotion import load_image  # noqa: E402
 from emotion.classifier import default_model_path  # noqa: E402
 from emotion.detect import detection_scores  # noqa: E402
+from fer_env import FER_VERSION, fer_python  # noqa: E402  (bench/fer_env.py: fer's own venv)
 
 FACES = ROOT.parent / "shared" / "data" / "faces"
 BEFORE = "2239a07"  # the last commit with the Haar photo pipeline and live.py's own pipeline
 WORKTREE = Path(tempfile.gettempdir()) / f"facemood-{BEFORE}"
-FER_VERSION = "25.10.3"
-FER_VENV = ROOT / "bench" / ".fer-venv"
 
 
 def before_tree() -> Path:
@@ -56,25 +55,6 @@ def before_tree() -> Path:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--force", str(WORKTREE), BEFORE],
                        check=True, capture_output=True)
     return WORKTREE
-
-
-def fer_python() -> Path:
-    """The Python of the `fer` venv, made on first use. `fer` installs without its dependencies:
-    those it needs (TensorFlow, OpenCV, pandas, Pillow, ...) are this project's, shared through
-    a .pth file rather than downloaded again."""
-    python = FER_VENV / "bin" / "python"
-    check = [str(python), "-c", "import fer.fer"]
-    if python.exists() and subprocess.run(check, capture_output=True).returncode == 0:
-        return python
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(FER_VENV)], check=True)
-    site = next(FER_VENV.glob("lib/python*/site-packages"))
-    shared = [p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()]
-    (site / "facemood-shared.pth").write_text("\n".join(shared) + "\n")
-    # fer imports pkg_resources (gone in setuptools 81) and tqdm; the rest comes from this venv.
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", f"fer=={FER_VERSION}", "tqdm",
-                    "setuptools<81", "requests"], check=True)
-    subprocess.run(check, check=True)
-    return python
 
 
 class Worker:
