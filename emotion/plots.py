@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -31,6 +29,7 @@ from matplotlib.colors import LinearSegmentedColormap, to_rgba
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
+from .common import write_atomically
 from .labels import LABELS
 
 # The split a card's confusion matrix is shown for, in order of preference: the
@@ -222,18 +221,8 @@ def figure_png(figure: Figure, dpi: int = 100) -> bytes:
 
 def save_figure(figure: Figure, path: str | Path, dpi: int = 100) -> Path:
     """Write ``figure`` as a PNG at ``path`` atomically (a temporary file, then a rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=f"-{path.name}")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(figure_png(figure, dpi))
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
-    return path
+    png = figure_png(figure, dpi)
+    return write_atomically(path, lambda temp: temp.write_bytes(png))
 
 
 def figure_paths(model_path: str | Path) -> dict[str, Path]:
