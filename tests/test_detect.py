@@ -128,14 +128,15 @@ def test_built_in_detector_precision_and_recall_on_the_true_boxes(faces_dir):
 
 
 def test_haar_and_yunet_are_measured_the_same_way(faces_dir):
-    """The other detectors through the same stage: Haar (what the app used before) is less
-    precise; a user's YuNet file is about as good as the built-in detector."""
+    """The other detectors through the same stage: Haar (what the app used before) misses more
+    faces (measured: precision 0.95, recall 0.88); a user's YuNet file does as well as the
+    built-in detector or better (measured: 1.00, 0.98)."""
     true = true_boxes(faces_dir)
     haar = detection_scores(found_boxes(HaarDetector(), faces_dir, true), true)
-    assert 0.8 <= haar["precision"] < 0.95 and haar["recall"] >= 0.8, haar
+    assert haar["precision"] >= 0.85 and 0.8 <= haar["recall"] < 0.9, haar
     model = require(SHARED_DATA / "detectors" / "face_detection_yunet_2026may.onnx")
     yunet = detection_scores(found_boxes(make_detector("yunet", model), faces_dir, true), true)
-    assert yunet["precision"] >= 0.9 and yunet["recall"] >= 0.85, yunet
+    assert yunet["precision"] >= 0.95 and yunet["recall"] >= 0.9, yunet
 
 
 def test_built_in_detector_boxes_lie_inside_the_image_and_map_back_from_the_working_copy(faces_dir):
