@@ -182,15 +182,17 @@ def _parse_pixels(column, name: str) -> np.ndarray:
 
 
 def face_crop(grey: np.ndarray, detector=None) -> np.ndarray:
-    """A uint8 48x48 face from a grey image: the largest face ``detector`` finds in a
-    picture larger than 48x48 (a photo, not a FER2013-style crop), else the whole image."""
+    """A uint8 48x48 face from a grey image: in a picture larger than 48x48 (a photo, not a
+    FER2013-style crop), the largest face ``detector`` finds, found and framed by the same
+    stages as every photo the app analyses; else the whole image, resized."""
     import cv2
 
     if detector is not None and max(grey.shape) > FACE_SIZE:
-        boxes = detector.detect(grey)
+        from .pipeline import crop_faces, detect_faces, smallest_face_px
+
+        boxes = detect_faces(detector, cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB), smallest_face_px(grey.shape))
         if len(boxes):
-            x, y, w, h = (int(v) for v in boxes[0])  # largest first
-            grey = grey[max(y, 0):y + h, max(x, 0):x + w]
+            return crop_faces(grey, boxes[np.argmax(boxes[:, 2] * boxes[:, 3])][None])[0]
     if grey.shape == (FACE_SIZE, FACE_SIZE):
         return grey
     return cv2.resize(grey, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA)
@@ -222,9 +224,9 @@ def load_image_folders(root: str | Path) -> Dataset:
                     raise DatasetError(f"{file.relative_to(root)} is not a readable image")
                 if grey.shape != (FACE_SIZE, FACE_SIZE):
                     if detector is None and max(grey.shape) > FACE_SIZE:
-                        from .detect import HaarDetector
+                        from .detect import make_detector
 
-                        detector = HaarDetector()
+                        detector = make_detector()
                     grey = face_crop(grey, detector)
                 images.append(grey)
                 labels.append(LABELS.index(label))

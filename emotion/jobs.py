@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TextIO
 
 from .access import check_name
+from .common import one_line
 from .data import Dataset, DatasetError
 
 log = logging.getLogger(__name__)
@@ -273,7 +274,7 @@ def _train_in_child(events, stop, data: Dataset, config, out_path: Path, run_dir
             discard_run(run_dir)
     except Exception as error:  # noqa: BLE001 - reported to the parent as one line
         log.warning("training %s ended with an error", name, exc_info=True)
-        text = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+        text = one_line(error)
         if stop.is_set():
             fields = {"status": "stopped", "eta": None,
                       "message": f"stopped before the first epoch ended; nothing was saved ({text})"}

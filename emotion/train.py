@@ -12,7 +12,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -23,6 +22,7 @@ from typing import Callable
 import numpy as np
 
 from .classifier import EmotionClassifier, card_path
+from .common import write_atomically
 from .data import SPLITS, Dataset, DatasetError
 from .labels import FACE_SIZE, LABELS
 from .metrics import classification_report
@@ -122,20 +122,6 @@ def _compile(model, config: TrainConfig) -> None:
                   metrics=["accuracy"])
 
 
-def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file in the same folder, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=f"-{path.name}")
-    os.close(handle)
-    try:
-        write(Path(temp))
-        os.chmod(temp, 0o644)  # mkstemp makes files private; models are shared artefacts
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
-
-
 def save_model(model, path: Path, card: dict) -> None:
     """Save an inference copy of ``model`` (no optimizer state) and its card, atomically."""
     import keras
@@ -143,9 +129,9 @@ def save_model(model, path: Path, card: dict) -> None:
     # A model rebuilt from its config carries no optimizer: a third of the file size.
     clone = keras.Model.from_config(model.get_config())
     clone.set_weights(model.get_weights())
-    _write_atomically(path, lambda temp: clone.save(temp))
+    write_atomically(path, lambda temp: clone.save(temp))
     card = dict(card, file_size_bytes=path.stat().st_size)
-    _write_atomically(card_path(path), lambda temp: temp.write_text(json.dumps(card, indent=1)))
+    write_atomically(card_path(path), lambda temp: temp.write_text(json.dumps(card, indent=1)))
 
 
 class TrainingStopped(Exception):
@@ -253,7 +239,7 @@ def _start_or_resume(run_dir: Path, config: TrainConfig, resume: bool) -> None:
         raise ValueError(f"{run_dir} holds a checkpoint made with another configuration; "
                          f"use the same configuration to resume, or delete that folder")
     run_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomically(config_file, lambda temp: temp.write_text(json.dumps(asdict(config), indent=1)))
+    write_atomically(config_file, lambda temp: temp.write_text(json.dumps(asdict(config), indent=1)))
 
 
 def train(data: Dataset, config: TrainConfig, out_path: str | Path,

@@ -208,12 +208,19 @@ def test_the_active_model_is_chosen_in_the_models_folder(tmp_path, monkeypatch):
 
 
 def test_photos_are_cut_down_to_their_largest_face(faces_dir, tmp_path):
+    from emotion import EmotionRecognizer
+    from emotion.detect import make_detector
+    from emotion.pipeline import crop_faces, detect_faces, smallest_face_px
+
     photo = faces_dir / "fer_justin.jpg"
     grey = cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE)
-    detector = HaarDetector()
-    [(x, y, w, h)] = detector.detect(grey)
-    crop = face_crop(grey, detector)
-    expected = cv2.resize(grey[y:y + h, x:x + w], (48, 48), interpolation=cv2.INTER_AREA)
+    rgb = cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB)
+    # The face the Image page finds, cut by the pipeline's own crop stage.
+    [box] = detect_faces(make_detector(), rgb, smallest_face_px(grey.shape))
+    [face] = EmotionRecognizer().analyze(rgb)
+    assert tuple(np.round(box).astype(int)) == tuple(face.box)
+    expected = crop_faces(grey, box[None])[0]
+    crop = face_crop(grey, make_detector())
     assert crop.shape == (48, 48) and np.array_equal(crop, expected)
 
     (tmp_path / "train" / "happy").mkdir(parents=True)
@@ -221,7 +228,7 @@ def test_photos_are_cut_down_to_their_largest_face(faces_dir, tmp_path):
     blank = np.full((120, 90), 128, np.uint8)  # no face: the whole picture, resized
     cv2.imwrite(str(tmp_path / "train" / "happy" / "blank.png"), blank)
     data = load_dataset(tmp_path)
-    assert np.array_equal(data.images[1], expected)
+    assert np.array_equal(data.images[1], crop)
     assert np.array_equal(data.images[0], cv2.resize(blank, (48, 48), interpolation=cv2.INTER_AREA))
 
 
