@@ -13,7 +13,7 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
-from emotion import LABELS, HaarDetector, plots
+from emotion import LABELS, plots
 from emotion.classifier import DEFAULT_MODEL, ModelError, default_model_path, set_active_model
 from emotion.data import DatasetError, face_crop, load_dataset
 from emotion.jobs import ProgressSnapshot, TerminalBar, TrainingProgress, check_model_name, describe
