@@ -49,7 +49,7 @@ def results_json(name: str, results) -> str:
 
 def shown_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """The results table as the page shows it: probabilities in whole percent (0-100), so
-    that all fifteen columns fit the width of a laptop screen; the downloads keep 0-1."""
+    that all fourteen columns fit the width of a laptop screen; the downloads keep 0-1."""
     shown = frame.copy()
     for column in ("score", *LABELS):
         shown[column] = (shown[column] * 100).round().astype(int)

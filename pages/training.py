@@ -36,14 +36,17 @@ if TYPE_CHECKING:  # emotion.model and emotion.train import Keras: only when a t
 _common.through_app()  # a first visit to this page on a fresh server goes through app.py
 
 # emotion.model.ARCHITECTURES, named here so that the form needs no Keras (a test keeps
-# the two lists, and the parameter counts, in step).
+# the two lists, and the parameter counts at width 32, in step). Short: the box is a third wide.
 ARCHITECTURE_NAMES = {
-    "small": "small: 3 conv stages, fast (0.68 M parameters at width 32)",
-    "vgg": "vgg: 4 stages of two 3x3 convs, the shipped model (1.77 M parameters at width 32)",
-    "resnet": "resnet: 8 residual blocks, from scratch (2.80 M parameters at width 32)",
+    "small": "small: 0.68 M parameters",
+    "vgg": "vgg: 1.77 M parameters",
+    "resnet": "resnet: 2.80 M parameters",
 }
+ARCHITECTURE_HELP = ("Parameters at width 32 (More settings). small: 3 conv stages, the fastest; vgg: 4 "
+                     "stages of two 3x3 convs, as the shipped model; resnet: 8 residual blocks. All from "
+                     "scratch (no ImageNet weights offline).")
 OPTIMIZER_NAMES = {"adam": "Adam (AdamW)", "sgd": "SGD, Nesterov momentum 0.9"}
-SCHEDULE_NAMES = {"cosine": "cosine decay after a 1-epoch warm-up", "constant": "constant"}
+SCHEDULE_NAMES = {"cosine": "cosine (1-epoch warm-up)", "constant": "constant"}
 AUGMENTATIONS = (  # checkbox key, label, Augmentation field, value when on
     ("aug_flip", "flip", "flip", True),
     ("aug_rotation", "rotation ±10°", "rotation", 10.0),
@@ -55,7 +58,9 @@ SOURCES = {"path": "A FER2013 CSV or an image folder on this computer", "upload"
 
 
 LIVE_REFRESH_S = 1.0  # how often a running training's progress is redrawn
-LIVE_SERIES = ("training (running, within epoch)", "training", "validation")  # the live charts' lines
+# The live charts' lines: the running training figure within the current epoch, then per epoch.
+# Short names: the legend must fit on one line under a chart half the page wide.
+LIVE_SERIES = ("within epoch", "training", "validation")
 FIGURE_STYLE = "page"  # transparent figures with grey text: they read on the light and the dark theme
 
 # Slow parts of the page (the misclassified faces) as (place, draw): drawn into their place
@@ -245,10 +250,8 @@ def live_chart(snapshot: jobs.ProgressSnapshot, metric: str) -> alt.Chart:
     epochs = pd.DataFrame(rows, columns=["epoch", "value", "series"])
     x = alt.X("epoch:Q", scale=alt.Scale(domain=[0, max(snapshot.epochs, 1)]), title="epoch")
     y = alt.Y("value:Q", title=metric, axis=alt.Axis(format="%") if metric == "accuracy" else alt.Axis())
-    # One entry a line under the chart, never shortened: side by side in half the page,
-    # the three entries do not fit on one line.
     color = alt.Color("series:N", title=None, scale=alt.Scale(domain=list(LIVE_SERIES)),
-                      legend=alt.Legend(orient="bottom", direction="vertical", labelLimit=0))
+                      legend=alt.Legend(orient="bottom", labelLimit=0))
     chart = alt.Chart(running).mark_line(opacity=0.4).encode(x=x, y=y, color=color) + \
         alt.Chart(epochs).mark_line(point=True).encode(x=x, y=y, color=color, tooltip=["epoch:Q", "value:Q", "series:N"])
     return chart.properties(title=metric.capitalize(), height=240)
@@ -311,7 +314,7 @@ def settings_form(busy: bool) -> None:
 
     cols = st.columns(3)
     cols[0].selectbox("Architecture", list(ARCHITECTURE_NAMES), index=list(ARCHITECTURE_NAMES).index("small"),
-                      format_func=ARCHITECTURE_NAMES.get, key="architecture")
+                      format_func=ARCHITECTURE_NAMES.get, key="architecture", help=ARCHITECTURE_HELP)
     cols[1].radio("Optimizer", list(OPTIMIZER_NAMES), format_func=OPTIMIZER_NAMES.get, key="optimizer",
                   horizontal=True)
     cols[2].selectbox("Learning-rate schedule", list(SCHEDULE_NAMES), format_func=SCHEDULE_NAMES.get,

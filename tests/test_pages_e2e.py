@@ -94,7 +94,10 @@ new MutationObserver(() => {
 
 def rerun_messages(page) -> list[str]:
     """A list that fills with the kind of each script run the page asks for: "full" or
-    "fragment" (a fragment's rerun, e.g. on its timer)."""
+    "fragment" (a fragment's rerun, e.g. on its timer).
+
+    Playwright's synchronous API hands on events only while one of its calls runs: wait with
+    ``page.wait_for_timeout``, not ``time.sleep``, or the list does not fill."""
     from streamlit.proto.BackMsg_pb2 import BackMsg
 
     runs: list[str] = []
@@ -123,7 +126,7 @@ def screenshot(page, name: str) -> Path:
     width = page.viewport_size["width"]
     height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
     page.set_viewport_size({"width": width, "height": min(max(height + 40, 800), 9000)})
-    time.sleep(1.0)  # charts and images settle to the new size
+    page.wait_for_timeout(1000)  # charts and images settle to the new size
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path))
     page.set_viewport_size({"width": width, "height": 900})
@@ -270,9 +273,10 @@ def test_image_page_shows_progress_then_everything_uncut(server, browser):
         for label in ("Annotated PNG", "Results CSV", "Results JSON"):
             assert page.get_by_role("button", name=label).count() == 2
         assert not cut_texts(page, '[data-testid="stDownloadButton"] button p', 6), "download labels cut"
-        # Results tables: all fifteen columns, none hidden.
+        # Results tables: all fourteen columns, none hidden.
         tables = page.evaluate(TABLES_JS)
         assert len(tables) == 2 and all(t["hidden"] is not None and t["hidden"] <= 1 for t in tables), tables
+        assert all(t["headers"] == ["face", "label", "score", "x", "y", "w", "h", *LABELS] for t in tables), tables
         # Bar charts: every face's chart names all seven emotions, one under another.
         faces = page.locator('[data-testid="stImageCaption"]').all_inner_texts()
         count = sum(int(caption.split(": ")[1].split()[0]) for caption in faces)
@@ -303,9 +307,10 @@ def test_training_compare_view_and_figures_for_both_themes(server, browser, fold
             assert len(sources) == 3, sources  # curves, confusion, misclassified faces
             for source in sources:
                 assert png_corners_alpha(page.request.get(source).body()) == [0, 0, 0, 0], source
-            # Idle, the page reruns nothing on a timer.
+            # Idle, the page reruns nothing on a timer (the list does count: the page's first run is in it).
+            assert "full" in runs, runs
             before = len(runs)
-            time.sleep(6)
+            page.wait_for_timeout(6000)
             assert runs[before:] == [], runs
         finally:
             context.close()
@@ -333,40 +338,43 @@ def test_a_training_reruns_on_a_timer_only_while_it_runs(server, browser, folder
     context, page, runs = open_page(browser, server, "training")
     try:
         page.get_by_role("tab", name="Train a model").click()
-        page.get_by_label("Path of a FER2013 CSV").fill(str(data))
-        page.get_by_label("Epochs").fill("1")
-        page.get_by_label("Model name").fill("e2e-quick")
-        page.get_by_label("Model name").press("Enter")
-        wait_idle(page)
+        for role, name, value in (("textbox", "Path of a FER2013 CSV", str(data)), ("spinbutton", "Epochs", "1"),
+                                  ("textbox", "Model name", "e2e-quick")):
+            field = page.get_by_role(role, name=name, exact=role == "spinbutton")
+            field.fill(value)
+            field.press("Enter")
+            wait_idle(page)
         page.get_by_role("button", name="Start training").click()
         page.get_by_role("button", name="Stop").wait_for()
-        # While it runs, the progress is redrawn on a timer (a fragment's reruns)...
+        # While it runs, the progress is redrawn on a timer (a fragment's reruns), once the page's
+        # full run after Start has ended...
         started = time.monotonic()
-        while time.monotonic() - started < 20 and runs.count("fragment") < 3:
-            time.sleep(0.5)
+        while time.monotonic() - started < WAIT_S and runs.count("fragment") < 3:
+            page.wait_for_timeout(500)
         assert runs.count("fragment") >= 3, runs
         # ...with both live charts' legends whole: every series named, nothing cut or outside.
         page.get_by_text("Training e2e-quick").wait_for()
         legends = []
         deadline = time.monotonic() + TRAINING_S
         while time.monotonic() < deadline and not page.get_by_text("Training e2e-quick:").count():
-            charts = page.evaluate(CHARTS_JS)
-            legends = [c for c in charts if c["legend"]]
-            if len(legends) == 2 and all(len(c["legend"]) == 3 for c in legends):
-                screenshot(page, "pages-training-live-1280-light")
-                break
-            time.sleep(1)
+            drawn = [c for c in page.evaluate(CHARTS_JS) if c["legend"]]
+            if len(drawn) == 2 and all(len(c["legend"]) == 3 for c in drawn):
+                legends = drawn
+                if page.get_by_text(re.compile(r"^epoch 1/1 · batch")).count():  # lines on the charts
+                    screenshot(page, "pages-training-live-1280-light")
+                    break
+            page.wait_for_timeout(500)
         assert len(legends) == 2, legends
         for chart in legends:
             names = [label["text"] for label in chart["legend"]]
-            assert sorted(names) == sorted(["training (running, within epoch)", "training", "validation"]), names
+            assert sorted(names) == sorted(["within epoch", "training", "validation"]), names
             assert all(label["right"] <= chart["svg"]["right"] + 1 for label in chart["legend"]), chart
         # When it ends, the page says how it went, and the timer stops.
         page.get_by_text("Training e2e-quick:").first.wait_for(timeout=TRAINING_S * 1000)
         wait_idle(page)
-        time.sleep(3)
+        page.wait_for_timeout(3000)
         before = len(runs)
-        time.sleep(6)
+        page.wait_for_timeout(6000)
         assert runs[before:] == [], runs
         assert not page.locator('[data-testid="stException"]').count()
     finally:
@@ -386,9 +394,12 @@ def test_screenshots_of_every_page(server, browser):
             for path, name in (("", "home"), ("image", "image"), ("training", "training"), ("webcam", "webcam")):
                 context, page, _ = open_page(browser, server, path, width=width, theme=theme)
                 try:
+                    if name == "home":
+                        wait_charts(page, 1)
                     if name == "image":
                         page.locator('input[type="file"]').set_input_files(str(photo))
                         page.get_by_role("button", name="Results JSON").wait_for()
+                        wait_charts(page, 2)
                     if name == "training":
                         page.get_by_text("Misclassified PrivateTest faces").first.wait_for()
                     wait_idle(page)
