@@ -339,14 +339,19 @@ def frame_labels(faces: list[FaceResult]) -> list[str]:
 
 
 class LiveSession:
-    """A pipeline and its stats for one viewer: what a video callback needs.
+    """A pipeline, its stats and its run's state for one viewer: what a video callback needs,
+    and the one owner of the live run (the page only shows what it holds).
 
     :meth:`process` never raises: a frame that cannot be used (or a fault in the
     pipeline) is skipped and counted, and the caller shows the original frame.
-    :meth:`begin` (Start pressed) and :meth:`end` (the video stream ended) make the next
-    frame start a new run (new ids, stats from zero); ``ended`` says whether the stream
-    has ended since the last :meth:`begin`. After a pause of a few seconds the faces are
-    looked for afresh.
+
+    The run's state lives here, under one lock, and changes only through
+    :meth:`set_running` (the browser's stream started or stopped: streamlit-webrtc's own
+    state changes) and :meth:`end` (the stream ended on the server). A run that starts
+    counts from zero and its first frame starts afresh (new ids); after a pause of a few
+    seconds the faces are looked for afresh. ``run`` numbers the runs; ``played`` is
+    free for the page's voice player (what it played last), ``stopped_without_video``
+    says whether the last run stopped before any picture arrived.
 
     ``listener``, when set, is called on the video thread with each processed frame's
     labels, left to right (an empty list when no face is in view), for example an
@@ -355,15 +360,91 @@ class LiveSession:
     """
 
     def __init__(self, classifier, settings: LiveSettings | None = None, warm_up: bool = True,
-                 **pipeline_options):
+                 clock=time.monotonic, **pipeline_options):
         self.pipeline = LivePipeline(classifier, settings, **pipeline_options)
         if warm_up:
             self.pipeline.warm_up()
-        self.stats = LiveStats()
+        self.stats = LiveStats(clock=clock)
+        self.clock = clock
         self.listener = None
-        self._ended = False
-        self.ended = False
+        self.played = (None, 0)  # the page's voice player: (caption, number) of the last clip it handled
+        self._changed = threading.Condition()
+        # One page run at a time may talk to streamlit-webrtc for this session (see :meth:`claim`).
+        self.streamer_lock = threading.Lock()
+        self._view = 0
+        self._running = False
+        self._run = 0
+        self._started_at: float | None = None
+        self._fresh = True  # the next frame starts afresh
+        self._stopped_without_video = False
         self._last_frame: float | None = None
+
+    # --- the run's state ------------------------------------------------------------------
+
+    def set_running(self, running: bool) -> bool:
+        """The browser's stream started (connecting or playing) or stopped; from any thread.
+        Returns whether that changed the state."""
+        with self._changed:
+            if running == self._running:
+                return False
+            self._running = running
+            self._fresh = True
+            if running:
+                self._run += 1
+                self._started_at = self.clock()
+                self._stopped_without_video = False
+                self.stats.reset()
+            else:
+                self._stopped_without_video = self.stats.snapshot().seconds_since_frame is None
+            self._changed.notify_all()
+            return True
+
+    def end(self, run: int | None = None) -> None:
+        """The stream ended on the server (the browser went away, or stopped): the run is over.
+        With ``run``, only if that run is still the current one: a stream that ends late
+        must not end the next one."""
+        with self._changed:
+            if run is not None and run != self._run:
+                return
+        self.set_running(False)
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    @property
+    def run(self) -> int:
+        """The number of the current (or last) run; 0 before the first."""
+        return self._run
+
+    @property
+    def started_at(self) -> float | None:
+        """When the current (or last) run started, on ``clock``."""
+        return self._started_at
+
+    @property
+    def stopped_without_video(self) -> bool:
+        return self._stopped_without_video
+
+    def claim(self) -> int:
+        """A new view of this session (a page's script run) takes over from the one before:
+        that one's :meth:`wait` returns False at once. Returns the new view's number."""
+        with self._changed:
+            self._view += 1
+            self._changed.notify_all()
+            return self._view
+
+    def wait(self, timeout: float, run: int, view: int | None = None) -> bool:
+        """Sleep up to ``timeout`` seconds, waking at once when the run's state changes or
+        another view claims the session; whether run ``run`` is still going and (with
+        ``view``) still this view's to show."""
+        def going() -> bool:
+            return self._running and self._run == run and (view is None or view == self._view)
+
+        with self._changed:
+            if going():
+                self._changed.wait(timeout)
+            return going()
 
     @property
     def classifier(self):
@@ -372,23 +453,12 @@ class LiveSession:
     def configure(self, **changes) -> LiveSettings:
         return self.pipeline.configure(**changes)
 
-    def begin(self) -> None:
-        """A new run is starting (from any thread): counts start from zero now, and the
-        first frame starts afresh."""
-        self._ended, self.ended = True, False
-        self.stats.reset()
-
-    def end(self) -> None:
-        """The stream stopped (from any thread): the next frame begins a new run."""
-        self._ended = self.ended = True
-
     def process(self, frame, color_order: str = "rgb") -> np.ndarray | None:
         """The annotated RGB frame, or None when the frame was skipped."""
         now = time.monotonic()
-        if self._ended:
-            self._ended = False
+        if self._fresh:
+            self._fresh = False
             self.pipeline.reset()
-            self.stats.reset()
         elif self._last_frame is not None and now - self._last_frame > NEW_STREAM_GAP_S:
             self.pipeline.reset()  # after a long pause the faces are elsewhere: find them afresh
         self._last_frame = now

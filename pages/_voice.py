@@ -136,16 +136,16 @@ class LivePlayer:
     seconds after it was asked for describes a moment the video has left: skipped.
     """
 
-    def __init__(self, settings: VoiceSettings, max_delay: float = 3.0):
+    def __init__(self, settings: VoiceSettings, run, max_delay: float = 3.0):
         self.settings = settings
+        # What was played is kept by the live run's owner (``emotion.live.LiveSession.played``,
+        # one per browser session): it survives reruns (a setting changed), so nothing plays twice.
+        self.run = run
         self.max_delay = max_delay
         self.voice = announcer(settings) if settings.enabled else None
         self._status = st.empty()
         self._places = (st.empty(), st.empty())
         self._drawn: tuple | None = None  # (caption, problem) on the page now
-        # What this session has played survives reruns (a setting changed), so nothing plays twice.
-        if "voice_live_played" not in st.session_state:
-            st.session_state.voice_live_played = (None, 0)
         self.update()
 
     def update(self) -> None:
@@ -153,14 +153,14 @@ class LivePlayer:
         if self.voice is None:
             return
         latest, status = self.voice.latest(), self.voice.status
-        caption, played = st.session_state.voice_live_played
+        caption, played = self.run.played
         if latest is not None and latest.seq > played:
             late = self.voice.clock() - latest.requested_at > self.max_delay
             if not late:
                 caption = said(latest.clip)
                 if self.settings.where == "browser":
                     self._play(latest)
-            st.session_state.voice_live_played = (caption, latest.seq)
+            self.run.played = (caption, latest.seq)
         drawn = (caption, _problem(status))
         if drawn != self._drawn:
             self._drawn = drawn

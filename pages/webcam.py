@@ -1,9 +1,18 @@
 """Webcam: live video with every face boxed and labelled, over WebRTC; snapshot mode when that fails.
 
 The video runs through ``emotion.live.LiveSession`` on streamlit-webrtc's video
-thread; this page only draws what the session's thread-safe stats hold, once a
+thread. That session, one per browser session, also owns the live run's state
+(running or not, which run, when it started, whether video ever came, what the voice
+played), under one lock; streamlit-webrtc's own state changes drive it (its
+``on_change`` and ``on_video_ended``), and this page only draws what it holds, once a
 second while the video plays, in streamlit-webrtc's documented ``while`` loop: one
-long script run that Stop, a setting or leaving the page interrupts. (A fragment
+long script run that Stop, a setting or leaving the page ends.
+
+Streamlit's fast reruns start a new script run the moment a click arrives, while the
+run before is still going (it stops at its next Streamlit call). So the loop sleeps in
+``LiveSession.wait``, which wakes at once when the run's state changes or a newer
+script run claims the session, and the one call that changes the stream
+(``webrtc_streamer``) is made by one script run at a time. (A fragment
 with ``run_every`` would end a script run every second, and Streamlit ends each run
 with ``keras.backend.clear_session()`` and full garbage collections, which hold the
 interpreter long enough to halve the video's frame rate.)
@@ -21,6 +30,7 @@ whether the camera is blocked for this page; the page then says so in plain word
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import time
@@ -124,6 +134,13 @@ def camera_problem(check: dict | None) -> str | None:
     return None
 
 
+def _stream_changed() -> None:
+    """streamlit-webrtc's ``on_change``: the browser's stream started or stopped. It runs at the
+    start of the script run that the change caused, before the page is drawn."""
+    state = st.session_state["webcam"].state
+    st.session_state["webcam_session"].set_running(state.playing or state.signalling)
+
+
 def _use_snapshots() -> None:
     st.session_state["webcam_snapshot_mode"] = True
 
@@ -190,9 +207,9 @@ def show_faces(faces, show_probs: bool) -> None:
             st.altair_chart(_common.probability_chart(face.probs, height=150, tooltip_format=".0%"), width="stretch")
 
 
-def show_stats(stats, show_probs: bool, active: bool) -> None:
-    """The live numbers, the faces and the chart, from one snapshot of the stats."""
-    snap = stats.snapshot()
+def show_stats(session: LiveSession, show_probs: bool, active: bool) -> None:
+    """The live numbers, the faces and the chart, from one snapshot of the session's stats."""
+    snap = session.stats.snapshot()
     columns = st.columns(2) + st.columns(2)
     columns[0].metric("Frames processed", f"{snap.frames:,}")
     columns[1].metric("Frames with a face", f"{snap.frames_with_faces:,}")
@@ -213,7 +230,7 @@ def show_stats(stats, show_probs: bool, active: bool) -> None:
     if snap.history:
         st.altair_chart(history_chart(snap.history), width="stretch")
     if active:
-        started = st.session_state.get("webcam_started")
+        started = session.started_at
         waited = time.monotonic() - started if started else 0.0
         idle = snap.seconds_since_frame
         if waited > NO_VIDEO_AFTER_S and (idle is None or idle > NO_VIDEO_AFTER_S):
@@ -285,6 +302,8 @@ session = st.session_state.get("webcam_session")
 if session is None or session.classifier is not classifier:  # first visit, or another model
     with st.spinner("Preparing the live analysis…"):
         session = st.session_state["webcam_session"] = LiveSession(classifier, settings)
+# This script run now shows the session: a run before it that still loops stops at once.
+view = session.claim()
 session.configure(**dataclasses.asdict(settings))
 # The video thread tells the announcer what each frame shows; it speaks when that changes and holds.
 session.listener = _voice.announcer(voice).observe if voice.enabled else None
@@ -316,55 +335,54 @@ video, panel = st.columns([3, 2])
 with video:
     try:
         streamlit_webrtc = webrtc()  # only the live mode needs it
-        context = streamlit_webrtc.webrtc_streamer(
-            key="webcam", mode=streamlit_webrtc.WebRtcMode.SENDRECV,
-            # No STUN/TURN unless configured: the library's default would contact Google's STUN server.
-            rtc_configuration={"iceServers": servers},
-            media_stream_constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}},
-                                      "audio": False},
-            video_frame_callback=session.video_frame_callback, on_video_ended=session.end,
-            async_processing=True, translations=TRANSLATIONS,
-            video_html_attrs={"autoPlay": True, "muted": True, "playsInline": True, "controls": False,
-                              "style": {"width": "100%"}})
+        # With Streamlit's fast reruns, a click starts a new script run at once while the one
+        # before is still finishing: one at a time may reconcile the stream, or the older one can
+        # tear down the worker the newer one just made for Start, whose answer is then never sent.
+        with session.streamer_lock:
+            context = streamlit_webrtc.webrtc_streamer(
+                key="webcam", mode=streamlit_webrtc.WebRtcMode.SENDRECV,
+                # No STUN/TURN unless configured: the library's default would contact Google's STUN server.
+                rtc_configuration={"iceServers": servers},
+                media_stream_constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}},
+                                          "audio": False},
+                video_frame_callback=session.video_frame_callback, on_change=_stream_changed,
+                # Tied to this run: a stream that ends late cannot end the next one.
+                on_video_ended=functools.partial(session.end, session.run),
+                async_processing=True, translations=TRANSLATIONS,
+                video_html_attrs={"autoPlay": True, "muted": True, "playsInline": True, "controls": False,
+                                  "style": {"width": "100%"}})
     except Exception as error:  # noqa: BLE001 - say so, and offer the snapshot mode
         context = None
         st.error(f"Live video cannot start here ({_common.one_line(error)}). " + SNAPSHOT_HINT,
                  icon=":material/videocam_off:")
-    active = bool(context is not None and (context.state.playing or context.state.signalling))
+    active = context is not None and session.running
     if context is not None and not active:  # not under a running video
         st.caption("Press **Start** and allow the camera.")
         with st.expander("Camera not working?", icon=":material/help:"):
             st.markdown(CAMERA_HELP)
-    speaker = _voice.LivePlayer(voice)
-
-if active and not st.session_state.get("webcam_active"):  # Start was pressed: a new run
-    st.session_state["webcam_started"] = time.monotonic()
-    session.begin()  # counts from zero; the video thread starts afresh with the first frame
-idle = session.stats.snapshot().seconds_since_frame
-since_start = time.monotonic() - st.session_state.get("webcam_started", time.monotonic())
-attempted_without_video = (st.session_state.get("webcam_active") and not active
-                           and (idle is None or idle > since_start))
-st.session_state["webcam_active"] = active
+    speaker = _voice.LivePlayer(voice, session)
 
 with panel:
     # One slot for the live and the stopped panel, so that each replaces the other in place.
     slot = st.empty()
     if active:
-        # Redrawn until the next script run interrupts the loop (Stop, a setting, another page),
-        # or the stream ends on the server (the browser went away: nobody will press Stop).
-        redraw_at = 0.0
-        while (context.state.playing or context.state.signalling) and not session.ended:
+        # Redrawn while this run of the stream lasts. Whatever ends it (Stop, the browser going
+        # away) goes through the session, whose wait wakes at once; any other script run (a
+        # setting, another page) stops this one at its next Streamlit call, within VOICE_POLL_S.
+        run, redraw_at = session.run, 0.0
+        while True:
             if time.monotonic() >= redraw_at:
                 with slot.container():
-                    show_stats(session.stats, show_probs, True)
+                    show_stats(session, show_probs, True)
                 redraw_at = time.monotonic() + REFRESH_S
             speaker.update()
-            time.sleep(VOICE_POLL_S)
+            if not session.wait(VOICE_POLL_S, run, view):
+                break
     else:
         with slot.container():
-            if attempted_without_video:
+            if session.stopped_without_video:
                 st.error("The live video stopped before any picture arrived: the camera is unavailable or "
                          "the connection could not be made. " + SNAPSHOT_HINT, icon=":material/videocam_off:")
             elif session.stats.snapshot().frames:
                 st.caption("Stopped. The last run:")
-            show_stats(session.stats, show_probs, False)
+            show_stats(session, show_probs, False)

@@ -7,6 +7,7 @@ letterboxed or resized to 640x480 as a webcam gives them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import fractions
 import threading
 import time
@@ -282,7 +283,7 @@ def test_the_listener_hears_each_frames_labels_left_to_right_and_cannot_break_th
     session.listener = heard.append
     session.process(woman[0])
     assert heard == [[session.stats.snapshot().faces[0].label]]
-    session.begin()  # a new run, so that no face is followed from before
+    session.set_running(True)  # a new run, so that no face is followed from before
     session.process(np.zeros((480, 640, 3), np.uint8))  # no face: an empty list
     session.process(None)  # skipped: nothing to hear
     assert heard[1:] == [[]]
@@ -387,9 +388,10 @@ def test_start_stop_cycles_through_the_webrtc_video_thread_leak_no_threads(class
 
     async def stream(frames: int) -> list:
         camera = Camera(woman[:30])
-        processor = CallbackAttachableProcessor(session.video_frame_callback, None, session.end)
+        session.set_running(True)  # as the page does when streamlit-webrtc says the stream started
+        processor = CallbackAttachableProcessor(session.video_frame_callback, None,
+                                                functools.partial(session.end, session.run))
         track = AsyncVideoProcessTrack(camera, processor, stop_timeout=10)
-        session.begin()  # as the page does when Start is pressed
         out = []
         try:  # until the callback has processed ``frames`` frames (slow on a busy machine)
             while session.stats.snapshot().frames < frames and len(out) < 3000:
@@ -402,7 +404,7 @@ def test_start_stop_cycles_through_the_webrtc_video_thread_leak_no_threads(class
     baseline = threading.active_count()
     for _ in range(6):
         returned = asyncio.run(stream(15))
-        assert session.ended  # the track's end reached the session (the page's loop stops on it)
+        assert not session.running  # the track's end reached the session (the page's loop stops on it)
         snap = session.stats.snapshot()
         assert snap.frames >= 15 and snap.frames_with_faces >= snap.frames - 3  # a new face is confirmed first
         assert all(frame.width == 640 and frame.height == 480 for frame in returned)
@@ -430,3 +432,30 @@ def test_the_video_callback_turns_frames_round_and_passes_bad_ones_through(class
     assert session.video_frame_callback(tiny) is tiny
     snap = session.stats.snapshot()
     assert snap.skipped == 2 and snap.problem == "frame too small (8x8)"
+
+
+def test_the_session_owns_the_runs_state_and_a_late_end_cannot_end_the_next_run(classifier):
+    session = LiveSession(classifier, warm_up=False)
+    assert not session.running and session.run == 0
+    assert session.set_running(True) and not session.set_running(True)  # a change, then none
+    first = session.run
+    assert session.running and first == 1 and session.started_at is not None
+    assert session.set_running(False) and session.stopped_without_video  # no picture arrived
+    session.set_running(True)
+    session.process(np.zeros((480, 640, 3), np.uint8))
+    session.end(first)  # the first run's stream ends late: the second goes on
+    assert session.running and session.run == 2
+    session.end(session.run)
+    assert not session.running and not session.stopped_without_video  # a frame had arrived
+
+    # The page's loop sleeps in wait(): a change of state, or a newer view, wakes it at once.
+    session.set_running(True)
+    run, view = session.run, session.claim()
+    threading.Timer(0.3, session.claim).start()
+    began = time.monotonic()
+    assert not session.wait(30, run, view)  # a newer script run took over
+    assert time.monotonic() - began < 20
+    view = session.claim()
+    threading.Timer(0.3, session.set_running, (False,)).start()
+    assert not session.wait(30, run, view)  # Stop
+    assert session.wait(0, session.run) is False

@@ -8,9 +8,11 @@ video itself is tested in a real browser in test_webcam_e2e.py.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -37,37 +39,42 @@ def model(app_model) -> Path:
     return app_model
 
 
-class FakeState:
-    """The stream's state as one script run sees it. The page redraws its numbers in a loop
-    while the video plays, until Stop interrupts the run; here the state turns idle after
-    ``reads`` looks, so that the run ends."""
-
-    def __init__(self, playing: bool, signalling: bool, reads: int):
-        self._playing, self._signalling, self._reads = playing, signalling, reads
-
-    def _look(self, value: bool) -> bool:
-        self._reads -= 1
-        return value and self._reads >= 0
-
-    @property
-    def playing(self) -> bool:
-        return self._look(self._playing)
-
-    @property
-    def signalling(self) -> bool:
-        return self._look(self._signalling)
-
-
 class FakeStreamer:
-    """Stands in for streamlit_webrtc.webrtc_streamer: records its arguments, plays a state."""
+    """Stands in for streamlit_webrtc.webrtc_streamer: records its arguments and plays the
+    browser's stream as streamlit-webrtc reports it: ``on_change`` when its state changed,
+    and, while it plays, a video thread that runs ``video`` (if set) and then ends the stream
+    (``on_video_ended``, as when the browser goes away), so that the page's live loop, and
+    with it the script run, ends."""
 
     def __init__(self):
         self.calls: list[dict] = []
         self.playing = self.signalling = False
+        self.video = None
+        self.seen = SimpleNamespace(playing=False, signalling=False)
+        self.threads: list[threading.Thread] = []
 
     def __call__(self, key, **kwargs):
+        from streamlit import session_state
+
         self.calls.append({"key": key, **kwargs})
-        return SimpleNamespace(state=FakeState(self.playing, self.signalling, reads=4))
+        state = SimpleNamespace(playing=self.playing, signalling=self.signalling)
+        session_state[key] = context = SimpleNamespace(state=state)
+        if state != self.seen:
+            self.seen = state
+            kwargs["on_change"]()
+        if state.playing or state.signalling:
+            # streamlit-webrtc calls on_change before the script runs, and so the page binds
+            # on_video_ended to the run it started; here on_change came late: bound anew.
+            ended = functools.partial(kwargs["on_video_ended"].func, session_state["webcam_session"].run)
+
+            def stream(video=self.video, ended=ended):
+                if video:
+                    video()
+                time.sleep(1.5)  # the page redraws its numbers at least once meanwhile
+                ended()
+            self.threads.append(threading.Thread(target=stream, daemon=True))
+            self.threads[-1].start()
+        return context
 
     @property
     def last(self) -> dict:
@@ -127,7 +134,7 @@ def test_live_mode_asks_for_sendrecv_video_with_no_outside_ice_server(streamer, 
     assert call["async_processing"] is True
     session = at.session_state["webcam_session"]
     assert call["video_frame_callback"] == session.video_frame_callback
-    assert call["on_video_ended"] == session.end
+    assert call["on_video_ended"].func == session.end  # bound to the run it was given for
     assert not at.error and not at.warning
     assert metrics(at) == {"Frames processed": "0", "Frames with a face": "0", "Faces now": "0",
                            "Frames per second": "–"}
@@ -179,11 +186,12 @@ def test_the_panel_shows_what_the_video_thread_found(streamer):
     session = at.session_state["webcam_session"]
     streamer.signalling = True  # Start pressed
     at.run()
+    assert session.run == 1 and not session.running  # the stand-in stream ended the run
     streamer.signalling, streamer.playing = False, True
     frames = [cv2.resize(video_frame(i), (640, 480)) for i in range(30, 40)]
-    for frame in frames:  # what the video thread would do
-        session.process(frame)
+    streamer.video = lambda: [session.process(frame) for frame in frames]  # what the video thread does
     at.run()
+    assert session.run == 2  # playing after signalling: the same stream, but this one had ended
     assert not at.exception and not at.error
     shown = metrics(at)
     assert shown["Frames processed"] == "10" and int(shown["Frames with a face"]) >= 8
