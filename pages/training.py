@@ -254,7 +254,10 @@ def live_chart(snapshot: jobs.ProgressSnapshot, metric: str) -> alt.Chart:
                       legend=alt.Legend(orient="bottom", labelLimit=0))
     chart = alt.Chart(running).mark_line(opacity=0.4).encode(x=x, y=y, color=color) + \
         alt.Chart(epochs).mark_line(point=True).encode(x=x, y=y, color=color, tooltip=["epoch:Q", "value:Q", "series:N"])
-    return chart.properties(title=metric.capitalize(), height=240)
+    # The height is the plot's own ("fit-x"): Streamlit's default "fit" squeezes the plot to
+    # make room for the title, axes and legend within the height.
+    return chart.properties(title=metric.capitalize(), height=160,
+                            autosize=alt.AutoSizeParams(type="fit-x", contains="padding"))
 
 
 def live_progress() -> None:

@@ -403,6 +403,15 @@ def test_live_video_comes_back_with_the_face_boxed_and_labelled(server, browser,
 
         assert processed >= 10 and with_face >= 0.8 * processed, figures
         assert webcam.page.get_by_text(re.compile(r"Face #\d+: ")).count() >= 1, figures
+        # The last minute's chart names all seven emotions in its legend, inside the chart.
+        from test_pages_e2e import CHARTS_JS  # the pages' browser test reads charts the same way
+
+        history = [c for c in webcam.page.evaluate(CHARTS_JS) if c["legend"]]
+        assert len(history) == 1 and sorted(label["text"] for label in history[0]["legend"]) == sorted(
+            ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]), history
+        box = history[0]["svg"]
+        assert all(label["bottom"] <= box["bottom"] + 1 and label["right"] <= box["right"] + 1
+                   for label in history[0]["legend"]), history
         assert [browser_side["width"], browser_side["height"]] == list(SIZE)
         assert check["match_distance"] < 20, check  # the returned video is the clip
         # The box is drawn where the face is: what differs from the clip frame surrounds the
