@@ -373,6 +373,7 @@ class LiveSession:
         self.streamer_lock = threading.Lock()
         self._view = 0
         self._running = False
+        self._playing = False
         self._run = 0
         self._started_at: float | None = None
         self._fresh = True  # the next frame starts afresh
@@ -381,10 +382,12 @@ class LiveSession:
 
     # --- the run's state ------------------------------------------------------------------
 
-    def set_running(self, running: bool) -> bool:
+    def set_running(self, running: bool, playing: bool | None = None) -> bool:
         """The browser's stream started (connecting or playing) or stopped; from any thread.
-        Returns whether that changed the state."""
+        ``playing``: whether the browser says the video plays (not only connecting; default:
+        as ``running``). Returns whether the run started or stopped."""
         with self._changed:
+            self._playing = running if playing is None else running and playing
             if running == self._running:
                 return False
             self._running = running
@@ -411,6 +414,11 @@ class LiveSession:
     @property
     def running(self) -> bool:
         return self._running
+
+    @property
+    def playing(self) -> bool:
+        """Whether the browser has said that the video plays (after connecting)."""
+        return self._playing
 
     @property
     def run(self) -> int:

@@ -138,7 +138,7 @@ def _stream_changed() -> None:
     """streamlit-webrtc's ``on_change``: the browser's stream started or stopped. It runs at the
     start of the script run that the change caused, before the page is drawn."""
     state = st.session_state["webcam"].state
-    st.session_state["webcam_session"].set_running(state.playing or state.signalling)
+    st.session_state["webcam_session"].set_running(state.playing or state.signalling, state.playing)
 
 
 def _use_snapshots() -> None:
@@ -187,15 +187,10 @@ def history_chart(history) -> alt.Chart:
     rows = [{"seconds": -round(ago, 2), "emotion": label, "probability": probs[label]}
             for ago, probs in history for label in LABELS]
     frame = pd.DataFrame(rows, columns=["seconds", "emotion", "probability"])
-    # The legend under the chart, four to a row: beside it, its seven entries were taller than
-    # the chart and the last one was cut off. The height is the plot's own ("fit-x": Streamlit's
-    # default "fit" squeezes the plot to make room for title, axis and legend within it).
-    return alt.Chart(frame, height=120, title="Main face, last minute",
-                     autosize=alt.AutoSizeParams(type="fit-x", contains="padding")).mark_area().encode(
+    return alt.Chart(frame, height=180, title="Main face, last minute").mark_area().encode(
         x=alt.X("seconds:Q", scale=alt.Scale(domain=[-60, 0]), title="seconds ago"),
         y=alt.Y("probability:Q", stack="normalize", axis=alt.Axis(format="%"), title=None),
-        color=alt.Color("emotion:N", scale=_common.EMOTION_SCALE, sort=list(LABELS),
-                        legend=alt.Legend(orient="bottom", columns=4, title=None, labelLimit=0)),
+        color=alt.Color("emotion:N", scale=_common.EMOTION_SCALE, sort=list(LABELS)),
         order=alt.Order("emotion_index:Q"),
         tooltip=["emotion", alt.Tooltip("probability:Q", format=".0%")],
     ).transform_calculate(emotion_index=f"indexof({json.dumps(list(LABELS))}, datum.emotion)")
@@ -209,12 +204,15 @@ def show_faces(faces, show_probs: bool) -> None:
     for number, face in enumerate(faces, start=1):  # a snapshot's faces have no track id: numbered in order
         st.markdown(f"**Face #{face.track_id or number}: {face.label}**" + (f" {face.score:.0%}" if show_probs else ""))
         if show_probs:
-            st.altair_chart(_common.probability_chart(face.probs, height=190, tooltip_format=".0%"), width="stretch")
+            st.altair_chart(_common.probability_chart(face.probs, height=150, tooltip_format=".0%"), width="stretch")
 
 
 def show_stats(session: LiveSession, show_probs: bool, active: bool) -> None:
     """The live numbers, the faces and the chart, from one snapshot of the session's stats."""
     snap = session.stats.snapshot()
+    if active:
+        # What this server knows: the browser's own word that the video plays, not only frames.
+        st.caption(":material/radio_button_checked: The video is live" if session.playing else "Connecting to the camera…")
     columns = st.columns(2) + st.columns(2)
     columns[0].metric("Frames processed", f"{snap.frames:,}")
     columns[1].metric("Frames with a face", f"{snap.frames_with_faces:,}")

@@ -437,7 +437,8 @@ def test_the_video_callback_turns_frames_round_and_passes_bad_ones_through(class
 def test_the_session_owns_the_runs_state_and_a_late_end_cannot_end_the_next_run(classifier):
     session = LiveSession(classifier, warm_up=False)
     assert not session.running and session.run == 0
-    assert session.set_running(True) and not session.set_running(True)  # a change, then none
+    assert session.set_running(True, playing=False) and not session.playing  # connecting
+    assert not session.set_running(True, playing=True) and session.playing  # the same run, now playing
     first = session.run
     assert session.running and first == 1 and session.started_at is not None
     assert session.set_running(False) and session.stopped_without_video  # no picture arrived
