@@ -187,10 +187,15 @@ def history_chart(history) -> alt.Chart:
     rows = [{"seconds": -round(ago, 2), "emotion": label, "probability": probs[label]}
             for ago, probs in history for label in LABELS]
     frame = pd.DataFrame(rows, columns=["seconds", "emotion", "probability"])
-    return alt.Chart(frame, height=180, title="Main face, last minute").mark_area().encode(
+    # The legend under the chart, four to a row: beside it, its seven entries were taller than
+    # the chart and the last one was cut off. The height is the plot's own ("fit-x": Streamlit's
+    # default "fit" squeezes the plot to make room for title, axis and legend within it).
+    return alt.Chart(frame, height=120, title="Main face, last minute",
+                     autosize=alt.AutoSizeParams(type="fit-x", contains="padding")).mark_area().encode(
         x=alt.X("seconds:Q", scale=alt.Scale(domain=[-60, 0]), title="seconds ago"),
         y=alt.Y("probability:Q", stack="normalize", axis=alt.Axis(format="%"), title=None),
-        color=alt.Color("emotion:N", scale=_common.EMOTION_SCALE, sort=list(LABELS)),
+        color=alt.Color("emotion:N", scale=_common.EMOTION_SCALE, sort=list(LABELS),
+                        legend=alt.Legend(orient="bottom", columns=4, title=None, labelLimit=0)),
         order=alt.Order("emotion_index:Q"),
         tooltip=["emotion", alt.Tooltip("probability:Q", format=".0%")],
     ).transform_calculate(emotion_index=f"indexof({json.dumps(list(LABELS))}, datum.emotion)")
@@ -204,7 +209,7 @@ def show_faces(faces, show_probs: bool) -> None:
     for number, face in enumerate(faces, start=1):  # a snapshot's faces have no track id: numbered in order
         st.markdown(f"**Face #{face.track_id or number}: {face.label}**" + (f" {face.score:.0%}" if show_probs else ""))
         if show_probs:
-            st.altair_chart(_common.probability_chart(face.probs, height=150, tooltip_format=".0%"), width="stretch")
+            st.altair_chart(_common.probability_chart(face.probs, height=190, tooltip_format=".0%"), width="stretch")
 
 
 def show_stats(session: LiveSession, show_probs: bool, active: bool) -> None:
