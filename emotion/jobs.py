@@ -246,7 +246,8 @@ def _outcome(result) -> dict:
     training = result.card.get("training", {})
     stopped = bool(training.get("stopped_by_user"))
     if stopped:
-        message = (f"stopped during epoch {training.get('epochs_run')}; the best epoch so far "
+        # epochs_run counts finished epochs; the stop came in the next one, which is dropped.
+        message = (f"stopped during epoch {training.get('epochs_run', 0) + 1}; the best finished epoch "
                    f"({training.get('best_epoch')}) was saved as {result.model_path.name}")
     else:
         message = (f"finished {training.get('epochs_run')} epoch(s)"

@@ -109,3 +109,13 @@ def test_cli_config_file_and_resume(tmp_path, fer2013_slice):
     config.write_text(json.dumps({"epochs": 2, "wings": 3}))
     bad = run("train", "--data", fer2013_slice, "--config", config, "--out", out)
     assert bad.returncode == 1 and "wings" in bad.stderr
+
+
+def test_stop_in_the_first_epoch_saves_nothing_and_says_so(fer2013_slice, tmp_path):
+    data = load_dataset(fer2013_slice)
+    stop = threading.Event()
+    stop.set()  # asked before the first batch ends
+    out = tmp_path / "m.keras"
+    with pytest.raises(RuntimeError, match="before its first epoch ended; nothing was saved"):
+        train(data, TrainConfig(epochs=3, **QUICK), out, run_dir=tmp_path / "run", stop=stop)
+    assert not out.exists() and not out.with_suffix(".json").exists()

@@ -228,7 +228,8 @@ def test_stop_keeps_the_best_epoch_and_leaves_the_other_models_alone(app_model, 
 
     at = start(training_page(), fer2013_slice, "long", epochs=100)
     job = jobs.current_job()
-    run_until(at, lambda: job.snapshot().batch >= 1 or not job.running)
+    # Stop only once an epoch has finished: a partial epoch is never kept (see below).
+    run_until(at, lambda: len(job.snapshot().history) >= 1 or not job.running)
 
     # One training per server: a second visitor sees it running and cannot start another.
     other = training_page()
@@ -242,8 +243,12 @@ def test_stop_keeps_the_best_epoch_and_leaves_the_other_models_alone(app_model, 
     run_until(at, finished)
     snapshot = job.snapshot()
     assert snapshot.status == "stopped", snapshot.message
-    assert snapshot.card["training"]["stopped_by_user"] and snapshot.card["training"]["epochs_run"] < 100
-    assert any("Training long: stopped during epoch" in w.value for w in at.warning)
+    training = snapshot.card["training"]
+    assert training["stopped_by_user"] and 1 <= training["epochs_run"] < 100
+    # Only finished epochs are in the history and can be the best one.
+    assert [row["epoch"] for row in training["history"]] == list(range(1, training["epochs_run"] + 1))
+    assert training["best_epoch"] <= training["epochs_run"]
+    assert any(f"Training long: stopped during epoch {training['epochs_run'] + 1}" in w.value for w in at.warning)
 
     after = model_files(models)
     assert {name: after[name] for name in before} == before  # byte for byte, active.json too
