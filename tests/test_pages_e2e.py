@@ -141,6 +141,12 @@ def wait_charts(page, count: int) -> None:
 
 def cut_texts(page, selector: str, expected: int, levels: int = 3) -> list[str]:
     """The texts cut among the ``expected`` elements that ``selector`` finds (all of them must show)."""
+    # A rerun redraws elements after the page looked idle: wait for them to show, then measure.
+    try:
+        page.wait_for_function(f"(args) => ({CUT_JS})(args).shown >= {expected}", arg=[selector, levels],
+                               timeout=WAIT_S * 1000)
+    except Exception:  # noqa: BLE001 - the assertion below says what was found instead
+        pass
     found = page.evaluate(CUT_JS, [selector, levels])
     assert found["shown"] == expected, f"{selector}: {found['shown']} shown, {expected} expected"
     return found["cut"]
@@ -274,6 +280,8 @@ def test_image_page_shows_progress_then_everything_uncut(server, browser):
             assert page.get_by_role("button", name=label).count() == 2
         assert not cut_texts(page, '[data-testid="stDownloadButton"] button p', 6), "download labels cut"
         # Results tables: all fourteen columns, none hidden.
+        # The grid writes its header cells after it has drawn itself, a moment after the run.
+        page.wait_for_function(f"() => ({TABLES_JS})().filter(t => t.headers.length).length >= 2")
         tables = page.evaluate(TABLES_JS)
         assert len(tables) == 2 and all(t["hidden"] is not None and t["hidden"] <= 1 for t in tables), tables
         assert all(t["headers"] == ["face", "label", "score", "x", "y", "w", "h", *LABELS] for t in tables), tables
@@ -326,6 +334,8 @@ def test_training_compare_view_and_figures_for_both_themes(server, browser, fold
         assert values.count("66.4%") == 2, values
         assert not cut_texts(page, '[data-testid="stMetricValue"] > div', 8), "metric numbers cut (compare view)"
         assert not cut_texts(page, '[data-testid="stMetricLabel"] p', 8), "metric labels cut (compare view)"
+        # The grid writes its header cells after it has drawn itself, a moment after the run.
+        page.wait_for_function(f"() => ({TABLES_JS})().filter(t => t.headers.length).length >= 2")
         tables = page.evaluate(TABLES_JS)
         assert len(tables) == 2 and all(t["hidden"] is not None and t["hidden"] <= 1 for t in tables), tables
         screenshot(page, "pages-training-compare-1280-light")
