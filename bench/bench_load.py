@@ -162,23 +162,9 @@ async def load_round(browser, server: AppServer, sessions: int, photos: int, rou
             "threads": server.threads()}
 
 
-def settled_threads(server: AppServer, timeout: float = 90.0, steady: float = 6.0) -> int:
-    """The server's thread count once it has not changed for ``steady`` seconds."""
-    deadline = time.monotonic() + timeout
-    last, since = server.threads(), time.monotonic()
-    while time.monotonic() < deadline:
-        time.sleep(1)
-        now = server.threads()
-        if now != last:
-            last, since = now, time.monotonic()
-        elif time.monotonic() - since >= steady:
-            break
-    return last
-
-
 async def close_mid_analysis(browser, server: AppServer, round_no: int = 999) -> dict:
     """A session uploads photos and closes its tab while they are analysed: what is left behind."""
-    baseline = settled_threads(server)
+    baseline = server.settled_threads()
     photos = session_photos(0, 3, round_no, true_counts())
     context, page = await open_image_page(browser, server)
     await page.locator(UPLOADER).set_input_files(
@@ -192,10 +178,10 @@ async def close_mid_analysis(browser, server: AppServer, round_no: int = 999) ->
                  and any(shown_count(text, p["name"]) is None for p in photos))
     await context.close()  # mid-analysis
     during = server.threads()
-    after = settled_threads(server, timeout=150)
+    after = server.settled_threads(timeout=150)
     deadline = time.monotonic() + 150
     while after > baseline and time.monotonic() < deadline:
-        after = settled_threads(server)
+        after = server.settled_threads()
     # The next visitor is served as usual.
     follow = await load_round(browser, server, 1, 1, round_no + 1)
     return {"closed_while_analysing": analysing, "threads_before": baseline, "threads_just_after_close": during,

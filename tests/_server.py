@@ -134,6 +134,20 @@ class AppServer:
             pass
         return proc_status(self.pid, "Threads")
 
+    def settled_threads(self, timeout: float = 90.0, steady: float = 6.0) -> int:
+        """The thread count once it has not changed for ``steady`` seconds (closed sessions
+        and streams let go of their threads a little after the browser has gone)."""
+        deadline = time.monotonic() + timeout
+        last, since = self.threads(), time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(1)
+            now = self.threads()
+            if now != last:
+                last, since = now, time.monotonic()
+            elif time.monotonic() - since >= steady:
+                break
+        return last
+
     def tail(self, lines: int = 40) -> str:
         self._log_file.flush()
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])

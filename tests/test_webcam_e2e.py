@@ -122,20 +122,6 @@ def threads_down_to(server: Server, limit: int, timeout: float = 150.0) -> int:
     return count
 
 
-def settled_threads(server: Server, timeout: float = 90.0, steady: float = 6.0) -> int:
-    """The server's thread count once it has not changed for ``steady`` seconds."""
-    deadline = time.monotonic() + timeout
-    last, since = server.threads(), time.monotonic()
-    while time.monotonic() < deadline:
-        time.sleep(1)
-        now = server.threads()
-        if now != last:
-            last, since = now, time.monotonic()
-        elif time.monotonic() - since >= steady:
-            break
-    return last
-
-
 class Server(AppServer):
     """The app's server started as README.md starts it (tests/_server.py), with the shipped model."""
 
@@ -462,7 +448,7 @@ def test_start_stop_leaving_and_closing_leak_nothing_and_the_next_start_works(se
     webcam = WebcamPage(browser, server)
     webcam.start(frames=20)
     webcam.stop()
-    baseline = settled_threads(server)
+    baseline = server.settled_threads()
 
     for _ in range(3):  # many start/stop cycles
         webcam.start(frames=15)
