@@ -34,8 +34,6 @@ from .labels import LABELS
 
 COLUMNS = ("frame", "time_s", "face_id", "x", "y", "w", "h", "label", "score", *LABELS)
 
-Source = "str | os.PathLike | bytes | io.IOBase"
-
 
 class VideoError(ValueError):
     """A video that cannot be read (or written), said in one line."""
@@ -197,3 +195,247 @@ def frame_rows(index: int, time_s: float, faces) -> list[dict]:
                      "score": round(float(face.score), 4),
                      **{label: round(float(face.probs[label]), 4) for label in LABELS}})
     return rows
+
+
+@dataclass(frozen=True)
+class VideoProgress:
+    """How far an analysis is: frames done, of ``total`` (None when unknown), and the
+    seconds spent and (estimated) left (None until it can be said)."""
+
+    done: int
+    total: int | None
+    elapsed_s: float
+    left_s: float | None
+
+    @property
+    def fraction(self) -> float | None:
+        return min(1.0, self.done / self.total) if self.total else None
+
+
+@dataclass
+class VideoSummary:
+    """What :func:`analyse_video` did."""
+
+    frames: int            # frames read and written
+    analysed: int          # frames the pipeline ran on (every ``every``-th)
+    rows: int              # CSV rows written
+    faces: int             # different faces (ids) seen
+    fps: float | None      # the video's frame rate
+    width: int
+    height: int
+    seconds: float         # time the analysis took
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+# Output formats by the file's extension: (PyAV format, encoder, pixel format). H.264 in MP4
+# plays in every browser (the Video page shows it); WebM/VP9 where H.264 is unwanted.
+FORMATS = {
+    ".mp4": ("mp4", "libx264", "yuv420p"), ".m4v": ("mp4", "libx264", "yuv420p"),
+    ".mov": ("mov", "libx264", "yuv420p"), ".mkv": ("matroska", "libx264", "yuv420p"),
+    ".webm": ("webm", "libvpx-vp9", "yuv420p"), ".avi": ("avi", "mpeg4", "yuv420p"),
+}
+TIME_BASE = Fraction(1, 90000)  # the output's clock: each frame keeps the time it had in the input
+
+
+class _VideoWriter:
+    """Annotated frames into a video file or file object, each at its input time."""
+
+    def __init__(self, target, extension: str, fps: float | None, width: int, height: int):
+        import av
+
+        if extension not in FORMATS:
+            raise VideoError(f"cannot write {extension or 'a file without extension'}: "
+                             f"choose one of {', '.join(FORMATS)}")
+        container_format, codec, pixel_format = FORMATS[extension]
+        rate = Fraction(fps).limit_denominator(1001) if fps and fps > 0 else Fraction(25)
+        self.container = av.open(target, mode="w", format=container_format)
+        self.stream = self.container.add_stream(codec, rate=rate)
+        # 4:2:0 video needs an even size: an odd row or column is repeated.
+        self.width, self.height = width + width % 2, height + height % 2
+        self.stream.width, self.stream.height = self.width, self.height
+        self.stream.pix_fmt = pixel_format
+        self.stream.codec_context.time_base = TIME_BASE
+        if codec == "libx264":
+            self.stream.options = {"preset": "veryfast", "crf": "23"}
+        self._last_pts = -1
+        self._frame_period = 1 / float(rate)
+        self.frames = 0
+
+    def write(self, rgb: np.ndarray, time_s: float) -> None:
+        import av
+
+        height, width = rgb.shape[:2]
+        if (width, height) != (self.width, self.height):
+            rgb = np.pad(rgb, ((0, self.height - height), (0, self.width - width), (0, 0)), mode="edge")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        # Times that do not increase (a damaged timestamp) would be refused by the muxer.
+        pts = max(round(time_s / TIME_BASE), self._last_pts + 1)
+        frame.pts, frame.time_base = pts, TIME_BASE
+        self._last_pts = pts
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+        self.frames += 1
+
+    def close(self, flush: bool = True) -> None:
+        try:
+            if flush:
+                for packet in self.stream.encode(None):
+                    self.container.mux(packet)
+        finally:
+            self.container.close()
+
+
+def _extension(target, fallback: str = ".mp4") -> str:
+    if isinstance(target, (str, os.PathLike)):
+        return Path(target).suffix.lower()
+    return fallback
+
+
+def analyse_video(source, out=None, csv_out=None, *, classifier=None, detector=None, settings=None,
+                  every: int = 1, detect_every: int = 3, progress: Callable[[VideoProgress], None] | None = None,
+                  progress_every_s: float = 0.25, out_format: str = ".mp4") -> VideoSummary:
+    """Analyse every ``every``-th frame of a video as the live webcam does, and write
+    ``out`` (the annotated video: every input frame, at its time; the faces found last are
+    drawn on the frames in between) and ``csv_out`` (``COLUMNS``, rows of :func:`frame_rows`
+    for each analysed frame), both as the frames go, so memory does not grow with the video.
+
+    ``out`` and ``csv_out``: paths (written atomically: a failed run leaves no file) or
+    open file objects (binary for the video, in ``out_format``; text for the CSV), or None.
+    ``settings``: an :class:`emotion.live.LiveSettings` (default: faces from 8 % of the
+    frame's shorter side, steady labels, ids shown). The detector runs every
+    ``detect_every`` analysed frames, optical flow follows the faces in between (fixed,
+    unlike the webcam's time budget, so that a file gives the same result on any computer).
+    ``progress`` is called with a :class:`VideoProgress` at most every ``progress_every_s``
+    seconds, and once at the end. Raises VideoError for a bad video.
+    """
+    from .common import write_atomically
+
+    if every < 1:
+        raise VideoError(f"every must be at least 1 (got {every})")
+    if isinstance(out, (str, os.PathLike)) and _extension(out) not in FORMATS:
+        raise VideoError(f"{Path(out).name}: cannot write {_extension(out) or 'a file without extension'} "
+                         f"video; choose one of {', '.join(FORMATS)}")
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        source = io.BytesIO(source)  # read twice (probe, then frames): one view of the bytes
+    info = probe(source)
+    if hasattr(source, "seek"):
+        source.seek(0)
+    extension = _extension(out, out_format)
+    if extension not in FORMATS:
+        raise VideoError(f"{_name(out) if out is not None else 'the output'}: cannot write "
+                         f"{extension or 'a file without extension'} video; choose one of {', '.join(FORMATS)}")
+    summary = []
+
+    def run(video_target, csv_target):
+        summary.append(_run(source, info, video_target, extension, csv_target, classifier, detector,
+                            settings, every, detect_every, progress, progress_every_s))
+
+    def with_csv(video_target):
+        if isinstance(csv_out, (str, os.PathLike)):
+            write_atomically(csv_out, lambda temp: run(video_target, temp))
+        else:
+            run(video_target, csv_out)
+
+    if isinstance(out, (str, os.PathLike)):
+        write_atomically(out, with_csv)
+    else:
+        with_csv(out)
+    return summary[0]
+
+
+def _run(source, info, video_target, extension, csv_target, classifier, detector, settings, every,
+         detect_every, progress, progress_every_s) -> VideoSummary:
+    from .annotate import draw_results
+    from .live import LivePipeline, LiveSettings
+
+    if classifier is None:
+        from .classifier import EmotionClassifier
+
+        classifier = EmotionClassifier.load()
+    settings = settings or LiveSettings(min_face=0.08, show_ids=True)
+    pipeline = LivePipeline(classifier, settings, detector=detector, detect_every=detect_every)
+    total = info.expected_frames
+    started = time.perf_counter()
+    last_report = -math.inf
+    writer = csv_file = None
+    frames = analysed = rows = 0
+    ids: set[int] = set()
+    faces: list = []
+    ok = False
+    try:
+        if video_target is not None:
+            writer = _VideoWriter(str(video_target) if isinstance(video_target, Path) else video_target,
+                                  extension, info.fps, info.width, info.height)
+        if csv_target is not None:
+            if isinstance(csv_target, (str, os.PathLike)):
+                csv_file = open(csv_target, "w", newline="", encoding="utf-8")
+                table = csv.DictWriter(csv_file, COLUMNS)
+            else:
+                table = csv.DictWriter(csv_target, COLUMNS)
+            table.writeheader()
+        for frame in read_frames(source):
+            if frame.index % every == 0:
+                result = pipeline.process(frame.rgb)
+                faces = result.faces
+                image = result.image if result.image is not None else frame.rgb
+                ids.update(face.track_id for face in faces if face.track_id)
+                analysed += 1
+                if csv_target is not None:
+                    new_rows = frame_rows(frame.index, frame.time_s, faces)
+                    table.writerows(new_rows)
+                    rows += len(new_rows)
+            else:  # not analysed: the faces found last, where they were
+                image = draw_results(frame.rgb, faces, show_scores=settings.show_probs,
+                                     show_ids=settings.show_ids) if faces else frame.rgb
+            if writer is not None:
+                writer.write(image, frame.time_s)
+            frames += 1
+            now = time.perf_counter()
+            if progress is not None and now - last_report >= progress_every_s:
+                last_report = now
+                progress(_progress(frames, total, now - started))
+        ok = True
+    finally:
+        if csv_file is not None:
+            csv_file.close()
+        if writer is not None:
+            try:
+                writer.close(flush=ok)
+            except Exception:  # noqa: BLE001 - the error that stopped the run is the one to report
+                if ok:
+                    raise
+    seconds = time.perf_counter() - started
+    if progress is not None:
+        progress(VideoProgress(frames, frames, seconds, 0.0))
+    return VideoSummary(frames, analysed, rows, len(ids), info.fps, info.width, info.height, seconds)
+
+
+def _progress(done: int, total: int | None, elapsed: float) -> VideoProgress:
+    left = None
+    if total and done:
+        left = max(0.0, elapsed / done * (total - done))
+    # A file that states too few frames: the count so far is the least it has.
+    return VideoProgress(done, max(total, done) if total else None, elapsed, left)
+
+
+def format_seconds(seconds: float | None) -> str:
+    """``1:05`` for 65 seconds, ``1:02:03`` past an hour; ``?`` when unknown."""
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def read_rows(source):
+    """A CSV written by :func:`analyse_video` (a path, text or bytes) as a DataFrame."""
+    import pandas as pd
+
+    if isinstance(source, bytes):
+        source = io.BytesIO(source)
+    elif isinstance(source, str) and "\n" in source:
+        source = io.StringIO(source)
+    return pd.read_csv(source, dtype={"label": "string"})
