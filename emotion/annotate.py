@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 import cv2
 import numpy as np
 
@@ -32,21 +34,36 @@ def caption(result, show_scores: bool = True, show_ids: bool = False) -> str:
     return f"#{track_id} {text}" if show_ids and track_id is not None else text
 
 
-def draw_results(rgb: np.ndarray, results, show_scores: bool = True, show_ids: bool = False) -> np.ndarray:
+def label_color(label: str) -> tuple[int, int, int]:
+    """The colour of a label: the emotion's own, or for a personal model's label (``smile``) a
+    colour fixed by its name, so it is the same on every picture."""
+    if label in EMOTION_COLORS:
+        return EMOTION_COLORS[label]
+    hue = zlib.crc32(label.encode("utf-8")) % 180
+    return tuple(int(v) for v in cv2.cvtColor(np.uint8([[[hue, 200, 210]]]), cv2.COLOR_HSV2RGB)[0, 0])
+
+
+def draw_results(rgb: np.ndarray, results, show_scores: bool = True, show_ids: bool = False,
+                 emoji: bool = False) -> np.ndarray:
     """A copy of ``rgb`` (uint8 H, W, 3) with each result's box and "label NN%" drawn.
 
     Line width and text size follow the image size, so labels stay readable on a
     thumbnail and on a 24-megapixel photo alike. ``show_scores=False`` leaves out
     the percentage; ``show_ids=True`` puts "#id" before the label of results that
-    have a ``track_id`` (faces followed in live video).
+    have a ``track_id`` (faces followed in live video). ``emoji=True`` covers each face
+    with its emotion's emoji (``emotion.emoji``), under the box and label.
     """
     canvas = np.ascontiguousarray(rgb).copy()
+    if emoji:
+        from .emoji import draw_emoji
+
+        draw_emoji(canvas, results)
     height, width = canvas.shape[:2]
     side = min(height, width)
     thickness = max(2, round(side / 250))
     for result in results:
         x, y, w, h = (int(v) for v in result.box)
-        color = EMOTION_COLORS[result.label]
+        color = label_color(result.label)
         cv2.rectangle(canvas, (x, y), (x + w, y + h), color, thickness, cv2.LINE_AA)
         text = caption(result, show_scores, show_ids)
         # Text height tracks the face size too, within bounds of the image size.

@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("photos", nargs="+", metavar="PHOTO")
     predict.add_argument("--json", action="store_true", help="print JSON instead of text")
     predict.add_argument("--annotate", metavar="OUT_DIR", help="write annotated copies here")
+    predict.add_argument("--emoji", action="store_true",
+                         help="with --annotate: cover each face with its emotion's emoji")
     predict.add_argument("--model", help="a .keras model (default: the shipped one)")
     predict.add_argument("--detector", help="a YuNet .onnx face detector of your own (default: the built-in BlazeFace)")
 
@@ -90,6 +92,8 @@ def _predict(args) -> int:
     from .imageio import ImageError, load_image
     from .recognizer import EmotionRecognizer, photo_report
 
+    if args.emoji and not args.annotate:
+        raise InputError("--emoji draws on the annotated copies: give --annotate OUT_DIR too")
     detector = make_detector("yunet", args.detector) if args.detector else make_detector()
     recognizer = EmotionRecognizer(EmotionClassifier.load(args.model), detector)
     out_dir = Path(args.annotate) if args.annotate else None
@@ -107,7 +111,7 @@ def _predict(args) -> int:
         report.append(photo_report(photo, results))
         if out_dir:
             target = out_dir / f"{Path(photo).stem}-annotated.png"
-            Image.fromarray(recognizer.annotate(rgb, results)).save(target)
+            Image.fromarray(recognizer.annotate(rgb, results, emoji=args.emoji)).save(target)
         if not args.json:
             print(f"{photo}: " + (f"{len(results)} face(s)" if results else "no face found"))
             for r in results:

@@ -62,6 +62,7 @@ class LiveSettings:
     show_probs: bool = True     # "happy 80%" rather than "happy" on the video
     show_ids: bool = True       # "#1 happy" so the faces on the video match the list beside it
     mirror: bool = False        # flip the picture left-right, as a mirror (selfie view)
+    emoji: bool = False         # cover each face with its emotion's emoji (emotion.emoji)
 
     def checked(self) -> "LiveSettings":
         """These settings with every value brought into its valid range."""
@@ -209,7 +210,8 @@ class LivePipeline:
                 self.smoother.update(track, row, settings.smoothing)
 
         faces = self.faces()
-        image = draw_results(rgb, faces, show_scores=settings.show_probs, show_ids=settings.show_ids)
+        image = draw_results(rgb, faces, show_scores=settings.show_probs, show_ids=settings.show_ids,
+                             emoji=settings.emoji)
         seconds = time.perf_counter() - start
         self._adapt(detected, detect_seconds, seconds - detect_seconds)
         self._frame_index += 1

@@ -45,8 +45,10 @@ class EmotionRecognizer:
         """analyze() for an image already decoded to uint8 RGB (H, W, 3)."""
         return analyze_rgb(self.detector, self.classifier, rgb, self.min_face, self.min_face_px)
 
-    def annotate(self, image, results: list[FaceResult], show_scores: bool = True) -> np.ndarray:
-        """An RGB uint8 copy of ``image`` with every result boxed and labelled."""
+    def annotate(self, image, results: list[FaceResult], show_scores: bool = True,
+                 emoji: bool = False) -> np.ndarray:
+        """An RGB uint8 copy of ``image`` with every result boxed and labelled (and, with
+        ``emoji``, covered by its emotion's emoji)."""
         is_rgb = isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.shape[-1:] == (3,)
         rgb = image if is_rgb else load_image(image)
-        return draw_results(rgb, results, show_scores=show_scores)
+        return draw_results(rgb, results, show_scores=show_scores, emoji=emoji)
