@@ -81,6 +81,14 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--no-augment", action="store_true", help="train without augmentation")
     train.add_argument("--run-dir", help="checkpoint folder (default runs/<name>)")
     train.add_argument("--seed", type=int)
+
+    video = commands.add_parser("video", help="analyse a video file: the annotated video and a per-frame CSV")
+    video.add_argument("input", metavar="IN", help="the video file (MP4, WebM, MOV, AVI, ...)")
+    video.add_argument("--out", help="write the annotated video here (.mp4, .webm, .mkv, .mov or .avi)")
+    video.add_argument("--csv", help="write one row per frame and face here")
+    video.add_argument("--every", type=int, default=1, metavar="K",
+                       help="analyse every K-th frame (the others show the faces found last); default 1")
+    video.add_argument("--model", help="a .keras model (default: the shipped one)")
     return parser
 
 
@@ -220,13 +228,38 @@ def _train(args) -> int:
     return 0
 
 
+def _video(args) -> int:
+    from .classifier import EmotionClassifier
+    from .video import TerminalProgress, analyse_video, probe
+
+    if not args.out and not args.csv:
+        raise InputError("say what to write: --out VIDEO, --csv TABLE, or both")
+    if args.every < 1:
+        raise InputError("--every must be at least 1")
+    info = probe(args.input)  # a bad video is reported before the model loads
+    classifier = EmotionClassifier.load(args.model)
+    bar = TerminalProgress(sys.stderr)
+    try:
+        summary = analyse_video(args.input, args.out, args.csv, classifier=classifier, every=args.every,
+                                progress=bar)
+    finally:
+        bar.done()
+    print(f"{args.input}: {summary.frames} frames ({info.width}x{info.height}"
+          + (f", {summary.fps:.2f} fps" if summary.fps else "") + f"), {summary.analysed} analysed, "
+          f"{summary.faces} face(s) followed, {summary.frames_per_second:.1f} frames/s")
+    for path in (args.out, args.csv):
+        if path:
+            print(f"wrote {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from .classifier import ModelError
     from .data import DatasetError
 
     args = _parser().parse_args(argv)
     _silence_native_logs()
-    handlers = {"predict": _predict, "evaluate": _evaluate, "train": _train}
+    handlers = {"video": _video, "predict": _predict, "evaluate": _evaluate, "train": _train}
     try:
         return handlers[args.command](args)
     except (InputError, DatasetError, ModelError, ValueError, OSError) as error:

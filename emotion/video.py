@@ -193,7 +193,9 @@ def frame_rows(index: int, time_s: float, faces) -> list[dict]:
         rows.append({**base, "face_id": "" if face.track_id is None else int(face.track_id),
                      "x": x, "y": y, "w": w, "h": h, "label": face.label,
                      "score": round(float(face.score), 4),
-                     **{label: round(float(face.probs[label]), 4) for label in LABELS}})
+                     # A personal model's own labels have no column: theirs stay empty.
+                     **{label: round(float(face.probs[label]), 4) if label in face.probs else ""
+                        for label in LABELS}})
     return rows
 
 
@@ -389,7 +391,7 @@ def _run(source, info, video_target, extension, csv_target, classifier, detector
                     rows += len(new_rows)
             else:  # not analysed: the faces found last, where they were
                 image = draw_results(frame.rgb, faces, show_scores=settings.show_probs,
-                                     show_ids=settings.show_ids) if faces else frame.rgb
+                                     show_ids=settings.show_ids, **_extra_drawing(settings)) if faces else frame.rgb
             if writer is not None:
                 writer.write(image, frame.time_s)
             frames += 1
@@ -411,6 +413,11 @@ def _run(source, info, video_target, extension, csv_target, classifier, detector
     if progress is not None:
         progress(VideoProgress(frames, frames, seconds, 0.0))
     return VideoSummary(frames, analysed, rows, len(ids), info.fps, info.width, info.height, seconds)
+
+
+def _extra_drawing(settings) -> dict:
+    """The drawing options the live pipeline passes beyond ids and scores (an emoji overlay)."""
+    return {"emoji": True} if getattr(settings, "emoji", False) else {}
 
 
 def _progress(done: int, total: int | None, elapsed: float) -> VideoProgress:
@@ -439,3 +446,47 @@ def read_rows(source):
     elif isinstance(source, str) and "\n" in source:
         source = io.StringIO(source)
     return pd.read_csv(source, dtype={"label": "string"})
+
+
+def describe(progress: VideoProgress) -> str:
+    """``frame 120 of 1500 (8%), 0:42 left`` (what is known of it)."""
+    if progress.total:
+        text = f"frame {progress.done} of {progress.total} ({progress.fraction:.0%})"
+    else:
+        text = f"frame {progress.done}"
+    if progress.left_s is not None and progress.done < (progress.total or 0):
+        text += f", {format_seconds(progress.left_s)} left"
+    return text
+
+
+class TerminalProgress:
+    """Progress on a terminal: one line redrawn in place; without a terminal (a log file),
+    a line every ``log_every`` of the video."""
+
+    def __init__(self, stream=None, interactive: bool | None = None, log_every: float = 0.1):
+        import sys
+
+        self.stream = stream or sys.stderr
+        self.interactive = self.stream.isatty() if interactive is None else interactive
+        self.log_every = log_every
+        self._line = 0
+        self._logged = -1.0
+
+    def __call__(self, progress: VideoProgress) -> None:
+        text = describe(progress)
+        if self.interactive:
+            self.stream.write("\r" + text.ljust(self._line))
+            self._line = len(text)
+        else:
+            fraction = progress.fraction
+            if fraction is not None and fraction < 1 and fraction - self._logged < self.log_every:
+                return
+            self._logged = fraction if fraction is not None else self._logged
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.interactive and self._line:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._line = 0
