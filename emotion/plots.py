@@ -213,6 +213,45 @@ def reliability_figure(calibration: dict, title: str = "") -> Figure:
     return figure
 
 
+def video_faces_figure(rows, max_faces: int = 6, style: str = "paper") -> Figure:
+    """Each face's seven probabilities over a video's time: one panel per face id (the
+    ``max_faces`` seen in most frames, by id), coloured as the boxes on the video.
+
+    ``rows``: a DataFrame of ``emotion.video.COLUMNS`` (frames without a face have no
+    ``face_id`` and are left out).
+    """
+    from .annotate import EMOTION_COLORS
+
+    _check_style(style)
+    faces = rows.dropna(subset=["face_id"])
+    counts = faces["face_id"].value_counts()
+    ids = sorted(counts.index[:max_faces].astype(int))
+    figure = _figure(9, 0.6 + 1.7 * max(len(ids), 1))
+    if not ids:
+        ax = figure.subplots()
+        ax.text(0.5, 0.5, "no face was found in the video", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return _restyle(figure, style)
+    axes = np.atleast_1d(figure.subplots(len(ids), 1, sharex=True))
+    end = float(rows["time_s"].max()) if len(rows) else 0.0
+    frames = rows[["frame", "time_s"]].drop_duplicates().sort_values("frame")
+    for ax, face_id in zip(axes, ids):
+        # Every analysed frame, the face's values where it was seen: the lines break where it was not.
+        face = frames.merge(faces[faces["face_id"].astype(int) == face_id], on=["frame", "time_s"], how="left")
+        for label in LABELS:
+            ax.plot(face["time_s"], face[label], color=np.array(EMOTION_COLORS[label]) / 255,
+                    linewidth=1.3, label=label)
+        ax.set_ylim(0, 1)
+        ax.set_xlim(0, max(end, 1e-3))
+        ax.yaxis.set_major_formatter(lambda value, _: f"{value:.0%}")
+        ax.set_ylabel(f"face #{face_id}")
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("seconds")
+    figure.legend(*axes[0].get_legend_handles_labels(), loc="outside upper center", ncols=len(LABELS),
+                  fontsize=8, frameon=False)
+    return _restyle(figure, style)
+
+
 def figure_png(figure: Figure, dpi: int = 100) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi)
