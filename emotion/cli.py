@@ -59,6 +59,17 @@ def _parser() -> argparse.ArgumentParser:
                                "and on faces re-found and cropped by the built-in detector")
     evaluate.add_argument("--reliability", metavar="PNG", help="write a reliability (calibration) plot")
 
+    batch = commands.add_parser("batch", help="analyse many photos and videos (folders, globs) into Parquet")
+    batch.add_argument("inputs", nargs="+", metavar="INPUT", help="photos, videos, folders (recursive) or globs")
+    batch.add_argument("--out", required=True, help="the Parquet folder to write, e.g. results.parquet")
+    batch.add_argument("--csv", action="store_true", help="also write OUT's faces and files tables as CSV beside it")
+    batch.add_argument("--workers", type=int, help="worker processes (default: one per core); with --ray, the most actors")
+    batch.add_argument("--ray", metavar="auto|ADDRESS", help="run on Ray: auto (join or start a local instance) "
+                                                             "or a cluster's address")
+    batch.add_argument("--every", type=int, default=1, metavar="K", help="analyse every K-th video frame")
+    batch.add_argument("--resume", action="store_true", help="skip the files already in --out")
+    batch.add_argument("--model", help="a .keras model (default: the shipped one)")
+
     train = commands.add_parser("train", help="train a model on FER2013 and save it with its card")
     train.add_argument("--data", required=True, help="FER2013 CSV (.csv or .csv.gz) or image-folder dataset")
     train.add_argument("--out", required=True, help="where to write the model, e.g. models/mine.keras")
@@ -253,13 +264,38 @@ def _video(args) -> int:
     return 0
 
 
+def _batch(args) -> int:
+    from .batch import BatchError, TerminalProgress, analyze, write_csv
+
+    try:
+        result = analyze(args.inputs, workers=args.workers, ray=args.ray, every=args.every, out=args.out,
+                         resume=args.resume, model=args.model, progress=TerminalProgress(sys.stderr))
+    except BatchError as error:
+        raise InputError(str(error)) from None
+    files, errors = result.files, result.errors
+    for line in errors["error"].head(20):
+        print(f"error: {line}", file=sys.stderr)
+    if len(errors) > 20:
+        print(f"error: ... and {len(errors) - 20} more (the files table lists them all)", file=sys.stderr)
+    print(f"{args.out}: {len(files)} files ({len(errors)} could not be analysed), "
+          f"{int(files['faces'].fillna(0).sum())} faces, {int(files['frames'].fillna(0).sum())} frames")
+    if args.csv:
+        for path in write_csv(result, args.out):
+            print(f"wrote {path}")
+    if result.interrupted:
+        print("interrupted: the files finished so far are written; the same command with --resume "
+              "continues", file=sys.stderr)
+        return 130
+    return 1 if len(errors) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from .classifier import ModelError
     from .data import DatasetError
 
     args = _parser().parse_args(argv)
     _silence_native_logs()
-    handlers = {"video": _video, "predict": _predict, "evaluate": _evaluate, "train": _train}
+    handlers = {"batch": _batch, "video": _video, "predict": _predict, "evaluate": _evaluate, "train": _train}
     try:
         return handlers[args.command](args)
     except (InputError, DatasetError, ModelError, ValueError, OSError) as error:
