@@ -88,10 +88,16 @@ def display_name(name: str, limit: int = 100) -> str:
     return text[:limit] or "upload"
 
 
+# Personal datasets made by the Capture page, the capture command and the dataset creator
+# (git-ignored); training may read them like the shared data.
+DATASETS_DIR = Path(__file__).resolve().parent.parent / "datasets"
+
+
 def default_data_dirs() -> tuple[Path, ...]:
     """The folders a local run reads training data from: the project's shared data folder
-    (``../shared/data``) and the folder of the default dataset (``$FACEMOOD_DATA``)."""
-    return (DEFAULT_DATASET.parent.parent, default_dataset_path().parent)
+    (``../shared/data``), the folder of the default dataset (``$FACEMOOD_DATA``) and the
+    project's own ``datasets/``."""
+    return (DEFAULT_DATASET.parent.parent, default_dataset_path().parent, DATASETS_DIR)
 
 
 def _split_dirs(value) -> tuple[Path, ...]:

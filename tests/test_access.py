@@ -20,7 +20,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from emotion import access, data, jobs  # noqa: E402
-from emotion.access import AccessPolicy, PathRefused, check_name, display_name  # noqa: E402
+from emotion.access import DATASETS_DIR, AccessPolicy, PathRefused, check_name, display_name  # noqa: E402
 from emotion.data import DatasetError, load_fer2013_csv  # noqa: E402
 from emotion.imageio import MAX_PIXELS  # noqa: E402
 
@@ -58,7 +58,7 @@ def test_a_local_run_trains_and_reads_the_shared_data(monkeypatch, tmp_path):
     policy = AccessPolicy.from_settings(None, environ={})
     assert policy.training == "on" and policy.may_train() and not policy.problem
     shared = ROOT.parent / "shared" / "data"
-    assert policy.data_dirs == (shared,)  # FER2013's folder is inside it
+    assert policy.data_dirs == (shared, DATASETS_DIR)  # FER2013's folder is inside shared
     assert policy.data_path(require(FER2013_CSV)) == FER2013_CSV.resolve()
     monkeypatch.chdir(ROOT)
     assert policy.data_path("../shared/data/fer2013/fer2013.csv.gz") == FER2013_CSV.resolve()
@@ -67,7 +67,7 @@ def test_a_local_run_trains_and_reads_the_shared_data(monkeypatch, tmp_path):
 
     mine = tmp_path / "elsewhere" / "fer.csv.gz"  # $FACEMOOD_DATA's folder is allowed too
     monkeypatch.setenv("FACEMOOD_DATA", str(mine))
-    assert AccessPolicy.from_settings(None, environ={}).data_dirs == (shared, mine.parent)
+    assert AccessPolicy.from_settings(None, environ={}).data_dirs == (shared, mine.parent, DATASETS_DIR)
 
 
 @pytest.mark.parametrize("settings, environ, training", [
