@@ -93,6 +93,27 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", help="checkpoint folder (default runs/<name>)")
     train.add_argument("--seed", type=int)
 
+    capture = commands.add_parser("capture", help="save face crops from a camera or a video under DATASET/<label>/")
+    capture.add_argument("--emotion", required=True, metavar="LABEL",
+                         help="the label: one of the seven emotions or a name of your own, e.g. smile")
+    capture.add_argument("--count", type=int, default=200, help="how many crops to save (default 200)")
+    source = capture.add_mutually_exclusive_group()
+    source.add_argument("--camera", type=int, metavar="INDEX", help="a local camera (default 0)")
+    source.add_argument("--video", metavar="FILE", help="a video file instead of a camera")
+    capture.add_argument("--out", metavar="DATASET_DIR", help="the dataset folder (default datasets/mine in the project)")
+    capture.add_argument("--gap", type=float, default=0.5, metavar="SECONDS",
+                         help="at least this long between two saves, so the crops differ (default 0.5; "
+                              "a video's own time)")
+
+    dataset = commands.add_parser("dataset", help="make a training set (grey faces, train/test split) from SRC/<label>/")
+    dataset.add_argument("src", metavar="SRC", help="captured crops or face photos in SRC/<label>/")
+    dataset.add_argument("--out", required=True, metavar="DST", help="the new dataset (a folder, or a .csv file)")
+    dataset.add_argument("--size", type=int, default=48, help="face side in pixels (default 48)")
+    dataset.add_argument("--test", type=float, default=0.2, help="share of each label kept for testing (default 0.2)")
+    dataset.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
+    dataset.add_argument("--format", choices=("folders", "csv"), default="folders",
+                         help="DST/train/<label>/ and DST/test/<label>/ PNGs, or a FER2013-format CSV")
+
     video = commands.add_parser("video", help="analyse a video file: the annotated video and a per-frame CSV")
     video.add_argument("input", metavar="IN", help="the video file (MP4, WebM, MOV, AVI, ...)")
     video.add_argument("--out", help="write the annotated video here (.mp4, .webm, .mkv, .mov or .avi)")
@@ -239,6 +260,50 @@ def _train(args) -> int:
     return 0
 
 
+def _capture(args) -> int:
+    from .capture import DATASETS_DIR, Capturer, camera_frames, video_frames
+
+    capturer = Capturer(args.out or DATASETS_DIR / "mine", args.emotion, args.count, gap_s=args.gap, started=True)
+    frames = video_frames(args.video) if args.video else camera_frames(args.camera or 0)
+    print(f"saving {capturer.count} crops of the largest face in {capturer.folder}" + ("" if args.video else
+          "; Ctrl-C stops"), flush=True)
+    seen = 0
+    try:
+        for seconds, rgb in frames:
+            seen += 1
+            path = capturer.offer(rgb, now=seconds if args.video else None)
+            if path is not None:
+                print(f"{capturer.saved}/{capturer.count} {path.name}", flush=True)
+            if capturer.done:
+                break
+    except KeyboardInterrupt:
+        print(f"interrupted: saved {capturer.saved} of {capturer.count} crops in {capturer.folder}", flush=True)
+        return 130
+    problem = capturer.status().problem
+    if problem:
+        print(f"warning: {problem}", file=sys.stderr)
+    if capturer.done:
+        print(f"done: saved {capturer.saved} crops in {capturer.folder}")
+        return 0
+    ended = f"the video ended after {seen} frames" if args.video else "the camera stopped"
+    if capturer.saved == 0:
+        raise InputError(f"{ended} and no face was found: nothing was saved")
+    print(f"{ended}: saved {capturer.saved} of {capturer.count} crops in {capturer.folder}")
+    return 0
+
+
+def _dataset(args) -> int:
+    from .dataset import create_dataset, format_summary
+
+    def progress(done, total, name):
+        if done % 50 == 0 or done == total:
+            print(f"\r{done}/{total} pictures", end="\n" if done == total else "", file=sys.stderr, flush=True)
+
+    print(format_summary(create_dataset(args.src, args.out, size=args.size, test=args.test, seed=args.seed,
+                                        fmt=args.format, progress=progress)))
+    return 0
+
+
 def _video(args) -> int:
     from .classifier import EmotionClassifier
     from .video import TerminalProgress, analyse_video, probe
@@ -295,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     _silence_native_logs()
-    handlers = {"batch": _batch, "video": _video, "predict": _predict, "evaluate": _evaluate, "train": _train}
+    handlers = {"batch": _batch, "video": _video, "predict": _predict, "evaluate": _evaluate, "train": _train, "capture": _capture, "dataset": _dataset}
     try:
         return handlers[args.command](args)
     except (InputError, DatasetError, ModelError, ValueError, OSError) as error:
