@@ -54,8 +54,8 @@ def video_frames(count: int) -> list[np.ndarray]:
     return frames
 
 
-def live(classifier, min_face: float, flip_average: bool = False):
-    session = LiveSession(classifier, LiveSettings(min_face=min_face), flip_average=flip_average)
+def live(classifier, min_face: float, flip_average: bool = False, **options):
+    session = LiveSession(classifier, LiveSettings(min_face=min_face), flip_average=flip_average, **options)
 
     def analyze(rgb):
         session.process(rgb)
@@ -100,6 +100,7 @@ def main() -> None:
                                          ("seed-style baseline", seed_style(classifier.model))]),
         ("13 faces (group photo)", group * (args.frames // 3 + 5),
          [("facemood live", live(classifier, 0.03)),
+          ("facemood live, all read", live(classifier, 0.03, max_reads=100)),
           ("seed-style baseline", seed_style(classifier.model))]),
     ]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

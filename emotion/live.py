@@ -9,7 +9,7 @@ of :class:`~emotion.pipeline.FaceResult` (with their ``track_id``). It composes 
   often as a time budget per frame allows;
 * between detections, and to keep ids, :class:`emotion.tracking.Tracker` follows the faces
   with optical flow;
-* all faces of a frame go to the classifier in one batch (:func:`emotion.pipeline.classify_faces`;
+* the faces of a frame (up to ``max_reads``, the least recently read first) go to the classifier in one batch (:func:`emotion.pipeline.classify_faces`;
   without the mirror-image average the photo path uses: half the work, and the smoothing does
   the rest), and :class:`emotion.tracking.Smoother` steadies their probabilities and labels.
 
@@ -38,7 +38,7 @@ from .annotate import draw_results
 from .common import one_line
 from .detect import BlazeFaceDetector, FaceDetector, iou  # noqa: F401 - iou: part of this module's API
 from .imageio import ImageError, load_image
-from .labels import FACE_SIZE
+from .labels import FACE_SIZE, LABELS
 from .pipeline import FaceResult, classify_faces, detect_faces, shrink, smallest_face_px, to_results
 from .tracking import Smoother, Tracker
 
@@ -50,6 +50,10 @@ FLOW_FACE_PX = 24        # optical flow runs on a copy where the smallest wanted
 LIVE_MIN_FACE_PX = 24
 MIN_FRAME_SIDE = 24      # frames with a shorter side cannot hold a face: skipped
 DARK_LEVEL = 16          # mean grey level below which a frame counts as too dark
+# Faces read per frame at most: up to six every frame; a crowd of 13 has each face read every
+# third frame or so (about 10 times a second at 30 fps), which keeps its frame cost near a
+# few faces' instead of growing with the crowd.
+MAX_READS_PER_FRAME = 6
 NEW_STREAM_GAP_S = 2.0   # a pause this long between frames starts afresh (new faces, new ids)
 
 
@@ -63,6 +67,7 @@ class LiveSettings:
     show_ids: bool = True       # "#1 happy" so the faces on the video match the list beside it
     mirror: bool = False        # flip the picture left-right, as a mirror (selfie view)
     emoji: bool = False         # cover each face with its emotion's emoji (emotion.emoji)
+    keypoints: bool = False     # draw each face's 68 landmarks (emotion.keypoints); off: no cost
 
     def checked(self) -> "LiveSettings":
         """These settings with every value brought into its valid range."""
@@ -108,7 +113,8 @@ class LivePipeline:
 
     def __init__(self, classifier, settings: LiveSettings | None = None, detector: FaceDetector | None = None,
                  detect_every: int | None = None, budget_ms: float = 8.0, max_detect_every: int = 6,
-                 flip_average: bool = False, confirm_new: bool = True, min_face_px: float = LIVE_MIN_FACE_PX):
+                 flip_average: bool = False, confirm_new: bool = True, min_face_px: float = LIVE_MIN_FACE_PX,
+                 max_reads: int = MAX_READS_PER_FRAME):
         self.classifier = classifier
         self.detector = detector or BlazeFaceDetector()
         self.settings = (settings or LiveSettings()).checked()
@@ -117,6 +123,7 @@ class LivePipeline:
         self.max_detect_every = max(1, int(max_detect_every))
         self.flip_average = flip_average
         self.min_face_px = min_face_px
+        self.max_reads = max(1, int(max_reads))
         self.tracker = Tracker(confirm_new)
         self.smoother = Smoother()
         self.reset()
@@ -149,8 +156,17 @@ class LivePipeline:
 
     def configure(self, **changes) -> LiveSettings:
         """Change settings (any of LiveSettings' fields); safe while frames are processed."""
-        self.settings = replace(self.settings, **changes).checked()
+        settings = replace(self.settings, **changes).checked()
+        if settings.keypoints:
+            self.landmarks()  # loaded here, by the caller (errors too), rather than stalling a video frame
+        self.settings = settings
         return self.settings
+
+    def landmarks(self):
+        """The keypoint model, loaded on first use (one per process, shared)."""
+        from .keypoints import shared_model
+
+        return shared_model()
 
     # --- one frame ----------------------------------------------------------------------
 
@@ -203,13 +219,22 @@ class LivePipeline:
         # When detection skips frames, a detection frame reads only new faces, which halves
         # the worst frame's time; the others were read on the frame before and are on the next.
         todo = [t for t in tracker.confirmed() if t.probs is None or not detected or self.period == 1]
+        if len(todo) > self.max_reads:
+            # A crowd: read the faces never read, then those read longest ago. Each face is
+            # still read several times a second and the smoothing carries it in between.
+            todo = sorted(todo, key=lambda t: (t.probs is not None, t.read))[:self.max_reads]
         if todo:
             probs = classify_faces(self.classifier, grey, np.array([t.box for t in todo]),
                                    flip_average=self.flip_average)
             for track, row in zip(todo, probs):
                 self.smoother.update(track, row, settings.smoothing)
+                track.read = self._frame_index
 
         faces = self.faces()
+        if settings.keypoints and faces:
+            from .keypoints import with_keypoints
+
+            faces = with_keypoints(self.landmarks(), grey, faces)
         image = draw_results(rgb, faces, show_scores=settings.show_probs, show_ids=settings.show_ids,
                              emoji=settings.emoji)
         seconds = time.perf_counter() - start
@@ -223,7 +248,8 @@ class LivePipeline:
         if not tracks:
             return []
         return to_results(np.array([t.box for t in tracks]), np.array([t.probs for t in tracks]),
-                          track_ids=[t.track_id for t in tracks], labels=[t.label for t in tracks])
+                          track_ids=[t.track_id for t in tracks], labels=[t.label for t in tracks],
+                          names=getattr(self.classifier, "labels", LABELS))
 
     def _adapt(self, detected: bool, detect_seconds: float, rest_seconds: float) -> None:
         """Pick the detection period that keeps the average frame within the budget."""

@@ -36,6 +36,7 @@ class Track:
     missed: int = 0                  # detections in a row without a match
     hits: int = 1                    # detections that matched it
     seen: int = 0                    # the frame it was last detected in
+    read: int = -1                   # the frame its emotion was last read in
     points: np.ndarray | None = None  # float32 (K, 1, 2) corners in the flow image
 
 

@@ -135,6 +135,21 @@ def test_all_faces_of_a_frame_go_to_the_model_in_one_batch(classifier, woman):
     assert {f.track_id for f in results[-1].faces} == {1, 2, 3, 4}
 
 
+def test_a_crowd_is_read_a_few_faces_a_frame_and_every_face_in_turn(classifier):
+    # The 13-person group photo as a still webcam frame: all 13 are followed and shown, but
+    # each frame reads at most max_reads faces, the ones read longest ago first.
+    photo = cv2.cvtColor(cv2.imread(str(require(SHARED_DATA / "faces" / "aind_test_image_1.jpg"))), cv2.COLOR_BGR2RGB)
+    frame = cv2.resize(photo, (640, 480), interpolation=cv2.INTER_AREA)
+    counting = CountingClassifier(classifier)
+    pipeline = LivePipeline(counting, LiveSettings(min_face=0.03), detect_every=1, max_reads=5)
+    results = run(pipeline, [frame] * 12)
+    assert len(results[-1].faces) == 13
+    reads = counting.batches[-6:]
+    assert reads and max(reads) <= 5 and sum(reads) >= 13
+    ages = [pipeline._frame_index - 1 - t.read for t in pipeline.tracker.confirmed()]
+    assert max(ages) < 3  # 13 faces, 5 a frame: every face read in the last three frames
+
+
 def test_smoothing_steadies_the_label():
     frames = clip("fer_woman2.mp4", 40)
     labels = {}
