@@ -63,6 +63,16 @@ def default_model_path() -> Path:
     return active_model_path() or DEFAULT_MODEL
 
 
+def card_labels(card: dict) -> tuple[str, ...]:
+    """What a model's outputs mean: its card's ``labels`` (a model fine-tuned on a personal
+    dataset has its own, e.g. ``smile``, ``frown``), else the seven emotions."""
+    labels = card.get("labels")
+    if isinstance(labels, list) and len(labels) >= 2 and len(set(labels)) == len(labels) \
+            and all(isinstance(label, str) and label for label in labels):
+        return tuple(labels)
+    return LABELS
+
+
 class ModelError(RuntimeError):
     """The model file cannot be used; the message says why in one line."""
 
@@ -120,6 +130,8 @@ class EmotionClassifier:
         self.path = path
         # Averaging a face with its mirror image is worth about a point of accuracy.
         self.flip_average = bool(self.card.get("preprocessing", {}).get("flip_average", True))
+        # What each output means: the seven emotions, or a personal model's own labels.
+        self.labels = card_labels(self.card)
         self._forward = compiled_forward(model)
 
     @classmethod
@@ -136,10 +148,13 @@ class EmotionClassifier:
         except Exception as error:  # Keras raises many types for a damaged archive.
             reason = one_line(error, limit=160)
             raise ModelError(f"{path.name} could not be loaded: {reason}") from error
-        if tuple(model.input_shape[1:]) != (FACE_SIZE, FACE_SIZE, 1) or model.output_shape[-1] != len(LABELS):
+        card = read_card(path)
+        labels = card_labels(card)
+        if tuple(model.input_shape[1:]) != (FACE_SIZE, FACE_SIZE, 1) or model.output_shape[-1] != len(labels):
             raise ModelError(f"{path.name} takes {model.input_shape[1:]} and gives "
-                             f"{model.output_shape[-1]} classes; expected 48x48x1 faces, 7 emotions")
-        return cls(model, read_card(path), path)
+                             f"{model.output_shape[-1]} classes; expected 48x48x1 faces, {len(labels)} "
+                             + ("emotions" if labels == LABELS else "labels (its card's)"))
+        return cls(model, card, path)
 
     @property
     def name(self) -> str:
@@ -157,7 +172,7 @@ class EmotionClassifier:
         if faces.ndim != 3 or faces.shape[1:] != (FACE_SIZE, FACE_SIZE):
             raise ValueError(f"faces must have shape (N, 48, 48), got {faces.shape}")
         if len(faces) == 0:
-            return np.zeros((0, len(LABELS)), np.float32)
+            return np.zeros((0, len(self.labels)), np.float32)
         x = faces.astype(np.float32)[..., None]
         if not (self.flip_average if flip_average is None else flip_average):
             return self._forward(x).astype(np.float32)
@@ -171,4 +186,4 @@ class EmotionClassifier:
     def predict_proba_batched(self, faces: np.ndarray, batch_size: int = 512) -> np.ndarray:
         """predict_proba over a large set in fixed-size batches, to bound memory."""
         parts = [self.predict_proba(faces[i:i + batch_size]) for i in range(0, len(faces), batch_size)]
-        return np.concatenate(parts) if parts else np.zeros((0, len(LABELS)), np.float32)
+        return np.concatenate(parts) if parts else np.zeros((0, len(self.labels)), np.float32)

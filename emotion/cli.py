@@ -93,6 +93,19 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", help="checkpoint folder (default runs/<name>)")
     train.add_argument("--seed", type=int)
 
+    finetune = commands.add_parser("finetune", help="fine-tune the active model on a personal dataset")
+    finetune.add_argument("--data", required=True, metavar="DST",
+                          help="DST/train/<label>/ and DST/test/<label>/ (what `dataset` writes)")
+    finetune.add_argument("--out", required=True, help="the new model, e.g. models/mine.keras "
+                                                       "(never the shipped model)")
+    finetune.add_argument("--epochs", type=int, default=5, help="default 5")
+    finetune.add_argument("--freeze", type=int, default=0, metavar="N",
+                          help="keep the first N layers that learn as they are (default 0)")
+    finetune.add_argument("--lr", type=float, help="learning rate (default 0.0001; 0.001 for a dataset "
+                                                  "with labels of its own, whose new output layer starts "
+                                                  "from scratch)")
+    finetune.add_argument("--model", help="the model to start from (default: the active one)")
+
     capture = commands.add_parser("capture", help="save face crops from a camera or a video under DATASET/<label>/")
     capture.add_argument("--emotion", required=True, metavar="LABEL",
                          help="the label: one of the seven emotions or a name of your own, e.g. smile")
@@ -354,13 +367,26 @@ def _batch(args) -> int:
     return 1 if len(errors) else 0
 
 
+def _finetune(args) -> int:
+    from .finetune import describe, finetune
+    from .jobs import TerminalBar
+
+    try:
+        result = finetune(args.data, args.out, epochs=args.epochs, freeze=args.freeze, learning_rate=args.lr,
+                          base=args.model, progress=TerminalBar(sys.stdout))
+    except RuntimeError as error:  # stopped before an epoch ended, or one already running
+        raise InputError(str(error)) from None
+    print(describe(result))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from .classifier import ModelError
     from .data import DatasetError
 
     args = _parser().parse_args(argv)
     _silence_native_logs()
-    handlers = {"batch": _batch, "video": _video, "predict": _predict, "evaluate": _evaluate, "train": _train, "capture": _capture, "dataset": _dataset}
+    handlers = {"batch": _batch, "video": _video, "predict": _predict, "evaluate": _evaluate, "train": _train, "finetune": _finetune, "capture": _capture, "dataset": _dataset}
     try:
         return handlers[args.command](args)
     except (InputError, DatasetError, ModelError, ValueError, OSError) as error:

@@ -198,8 +198,9 @@ def face_crop(grey: np.ndarray, detector=None) -> np.ndarray:
     return cv2.resize(grey, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA)
 
 
-def load_image_folders(root: str | Path) -> Dataset:
-    """Read ``root/<split>/<label>/*`` or ``root/<label>/*`` into a Dataset."""
+def load_image_folders(root: str | Path, names: tuple[str, ...] = LABELS) -> Dataset:
+    """Read ``root/<split>/<label>/*`` or ``root/<label>/*`` into a Dataset. ``names`` are the
+    labels allowed, in index order: the seven emotions, or a personal dataset's own (``smile``)."""
     import cv2
 
     root = Path(root)
@@ -213,9 +214,9 @@ def load_image_folders(root: str | Path) -> Dataset:
     for split, folder in split_dirs.items():
         for label_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
             label = label_dir.name.strip().lower()
-            if label not in LABELS:
+            if label not in names:
                 raise DatasetError(f"folder {label_dir.relative_to(root)}: unknown emotion "
-                                   f"{label_dir.name!r}; expected one of {', '.join(LABELS)}")
+                                   f"{label_dir.name!r}; expected one of {', '.join(names)}")
             for file in sorted(label_dir.iterdir()):
                 if file.suffix.lower() not in IMAGE_SUFFIXES:
                     continue
@@ -229,7 +230,7 @@ def load_image_folders(root: str | Path) -> Dataset:
                         detector = make_detector()
                     grey = face_crop(grey, detector)
                 images.append(grey)
-                labels.append(LABELS.index(label))
+                labels.append(names.index(label))
                 usage.append(split)
     if not images:
         raise DatasetError(f"{root} holds no images in <label>/ folders "

@@ -7,17 +7,17 @@ import numpy as np
 from .labels import LABELS
 
 
-def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-    """int64 (7, 7): row = true class, column = predicted class."""
-    n = len(LABELS)
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n: int = len(LABELS)) -> np.ndarray:
+    """int64 (n, n), 7 x 7 for the emotions: row = true class, column = predicted class."""
     return np.bincount(np.asarray(y_true) * n + np.asarray(y_pred), minlength=n * n).reshape(n, n)
 
 
-def classification_report(y_true: np.ndarray, probs: np.ndarray) -> dict:
-    """Accuracy, macro-F1 and per-class precision/recall/F1 of (N, 7) probabilities."""
+def classification_report(y_true: np.ndarray, probs: np.ndarray, labels=LABELS) -> dict:
+    """Accuracy, macro-F1 and per-class precision/recall/F1 of (N, 7) probabilities (or of
+    (N, K) for a personal model's K ``labels``)."""
     y_true = np.asarray(y_true, dtype=np.int64)
     y_pred = np.asarray(probs).argmax(axis=1)
-    matrix = confusion_matrix(y_true, y_pred)
+    matrix = confusion_matrix(y_true, y_pred, len(labels))
     hits = np.diag(matrix).astype(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         recall = np.nan_to_num(hits / matrix.sum(axis=1))
@@ -27,9 +27,9 @@ def classification_report(y_true: np.ndarray, probs: np.ndarray) -> dict:
         "n": int(len(y_true)),
         "accuracy": float(hits.sum() / max(len(y_true), 1)),
         "macro_f1": float(f1.mean()),
-        "precision": dict(zip(LABELS, np.round(precision, 4).tolist())),
-        "recall": dict(zip(LABELS, np.round(recall, 4).tolist())),
-        "f1": dict(zip(LABELS, np.round(f1, 4).tolist())),
+        "precision": dict(zip(labels, np.round(precision, 4).tolist())),
+        "recall": dict(zip(labels, np.round(recall, 4).tolist())),
+        "f1": dict(zip(labels, np.round(f1, 4).tolist())),
         "confusion_matrix": matrix.tolist(),
         "ece": calibration(y_true, probs)["ece"],
     }

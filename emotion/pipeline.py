@@ -116,7 +116,7 @@ def crop_faces(grey: np.ndarray, boxes: np.ndarray, frame=CROP_FRAME) -> np.ndar
 def classify_faces(classifier, grey: np.ndarray, boxes: np.ndarray, flip_average: bool | None = None) -> np.ndarray:
     """float32 (N, 7) probabilities of every face at ``boxes``, in one call of the model."""
     if len(boxes) == 0:
-        return np.zeros((0, len(LABELS)), np.float32)
+        return np.zeros((0, len(getattr(classifier, "labels", LABELS))), np.float32)
     return classifier.predict_proba(crop_faces(grey, boxes), flip_average=flip_average)
 
 
@@ -138,14 +138,16 @@ def reading_order(boxes: np.ndarray) -> np.ndarray:
     return boxes[np.lexsort((boxes[:, 0], row))]
 
 
-def to_results(boxes: np.ndarray, probs: np.ndarray, track_ids=None, labels=None) -> list[FaceResult]:
+def to_results(boxes: np.ndarray, probs: np.ndarray, track_ids=None, labels=None,
+               names: tuple[str, ...] = LABELS) -> list[FaceResult]:
     """One FaceResult per box; the label is the most likely emotion unless ``labels`` (indices)
-    says otherwise (video holds a label while another leads only narrowly)."""
+    says otherwise (video holds a label while another leads only narrowly). ``names``: what the
+    columns of ``probs`` mean (the classifier's ``labels``)."""
     results = []
     for i, (box, row) in enumerate(zip(boxes, probs)):
         best = int(np.argmax(row)) if labels is None else int(labels[i])
-        results.append(FaceResult(tuple(int(round(v)) for v in box), LABELS[best], float(row[best]),
-                                  dict(zip(LABELS, (float(p) for p in row))),
+        results.append(FaceResult(tuple(int(round(v)) for v in box), names[best], float(row[best]),
+                                  dict(zip(names, (float(p) for p in row))),
                                   None if track_ids is None else int(track_ids[i])))
     return results
 
@@ -158,4 +160,5 @@ def analyze_rgb(detector, classifier, rgb: np.ndarray, min_face: float = MIN_FAC
         return []
     boxes = reading_order(np.round(boxes))
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    return to_results(boxes, classify_faces(classifier, grey, boxes))
+    return to_results(boxes, classify_faces(classifier, grey, boxes),
+                      names=getattr(classifier, "labels", LABELS))

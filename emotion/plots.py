@@ -29,6 +29,7 @@ from matplotlib.colors import LinearSegmentedColormap, to_rgba
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
+from .classifier import card_labels
 from .common import write_atomically
 from .labels import LABELS
 
@@ -134,7 +135,7 @@ def curves_figure(history: Sequence[dict], title: str = "",
     return _restyle(figure, style)
 
 
-def confusion_figure(matrix, title: str = "", style: str = "paper") -> Figure:
+def confusion_figure(matrix, title: str = "", style: str = "paper", labels=LABELS) -> Figure:
     """The 7x7 confusion matrix (rows: true, columns: predicted) twice: counts and
     row-normalised (each row sums to 100 %: the recall of that emotion on the diagonal)."""
     cells = PAGE_CELLS if _check_style(style) == "page" else "Blues"
@@ -156,8 +157,8 @@ def confusion_figure(matrix, title: str = "", style: str = "paper") -> Figure:
                 else:
                     color = "white" if values[i, j] > 0.6 * top else "black"
                 ax.text(j, i, text(values[i, j]), ha="center", va="center", fontsize=7, color=color)
-        ax.set_xticks(range(len(LABELS)), LABELS, rotation=45, ha="right")
-        ax.set_yticks(range(len(LABELS)), LABELS)
+        ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+        ax.set_yticks(range(len(labels)), labels)
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ax.set_title(name)
@@ -283,7 +284,8 @@ def card_figures(card: dict, style: str = "paper") -> dict[str, Figure]:
         figures["confusion"] = confusion_figure(
             metrics["confusion_matrix"],
             f"{name}: confusion matrix on {split} ({metrics.get('n', '?')} faces, "
-            f"accuracy {metrics.get('accuracy', 0):.1%})", style=style)
+            f"accuracy {metrics.get('accuracy', 0):.1%})", style=style,
+            labels=card_labels(card))
     return figures
 
 

@@ -1,0 +1,161 @@
+"""Fine-tuning on a personal dataset: ``python -m emotion finetune`` on small datasets made of real
+FER2013 faces written as PNGs (DST/train/<label>/, DST/test/<label>/, as ``python -m emotion
+dataset`` writes), with the seven emotions' labels and with labels of their own; the shipped
+model stays byte-identical; bad datasets and names get one line."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT, SHIPPED_MODEL
+from emotion import EmotionClassifier, EmotionRecognizer, LABELS
+from emotion.annotate import draw_results
+from emotion.data import DatasetError
+from emotion.finetune import load_personal, personal_labels
+
+TRAIN_PER_LABEL, TEST_PER_LABEL = 16, 6
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def write_dataset(root: Path, fer2013, labels: dict[str, tuple[int, ...]]) -> Path:
+    """root/train/<label>/*.png and root/test/<label>/*.png from FER2013's Training and
+    PrivateTest faces of the given emotion indices."""
+    for split, usage, count in (("train", "Training", TRAIN_PER_LABEL), ("test", "PrivateTest", TEST_PER_LABEL)):
+        part = fer2013.split(usage)
+        for label, emotions in labels.items():
+            folder = root / split / label
+            folder.mkdir(parents=True)
+            picked = np.flatnonzero(np.isin(part.labels, emotions))[:count]
+            for i, index in enumerate(picked):
+                Image.fromarray(part.images[index]).save(folder / f"{i:04d}.png")
+    return root
+
+
+def run(*args, models_dir: Path | None = None):
+    """The CLI; with ``models_dir`` as its models folder (no model chosen in the app there, so the
+    active model is the shipped one, whatever this checkout's models/active.json says)."""
+    env = {k: v for k, v in os.environ.items() if k != "FACEMOOD_MODEL"}
+    if models_dir:
+        env["FACEMOOD_MODELS_DIR"] = str(models_dir)
+    return subprocess.run([sys.executable, "-m", "emotion", *map(str, args)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def shipped_md5(test_model) -> str:
+    return md5(test_model)
+
+
+@pytest.fixture(scope="module")
+def emotion_dataset(fer2013, tmp_path_factory) -> Path:
+    return write_dataset(tmp_path_factory.mktemp("personal") / "me", fer2013,
+                         {"happy": (3,), "sad": (4,), "neutral": (6,)})
+
+
+@pytest.fixture(scope="module")
+def custom_dataset(fer2013, tmp_path_factory) -> Path:
+    return write_dataset(tmp_path_factory.mktemp("personal") / "mouths", fer2013,
+                         {"smile": (3,), "frown": (0, 4)})
+
+
+def test_seven_emotion_labels_keep_the_models_outputs(emotion_dataset, tmp_path, shipped_md5, app_model):
+    out = tmp_path / "models" / "me.keras"
+    result = run("finetune", "--data", emotion_dataset, "--out", out, "--epochs", 1, "--freeze", 8,
+                 models_dir=tmp_path / "models")
+    assert result.returncode == 0, result.stderr
+    assert "before" in result.stdout and "after" in result.stdout
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert out.is_file() and card["labels"] == list(LABELS) and card["name"] == "me"
+    tuned = card["finetune"]
+    assert tuned["new_output_layer"] is False and tuned["frozen_layers"] == 8
+    assert tuned["base_model"] == "facemood-vgg.keras"
+    assert card["training"]["epochs_run"] == 1 and card["data"]["test_faces"] == 3 * TEST_PER_LABEL
+    # "Before" is the shipped model's accuracy on the personal test faces: the same figure
+    # computed here from the PNGs.
+    data, labels, _ = load_personal(emotion_dataset)
+    test = data.split("PrivateTest")
+    shipped = EmotionClassifier.load(app_model)
+    before = float((shipped.predict_proba(test.images).argmax(axis=1) == test.labels).mean())
+    assert tuned["accuracy_before"] == pytest.approx(before)
+    assert f"before {before:.1%}" in result.stdout
+    assert card["metrics"]["PrivateTest"]["n"] == len(test)
+    # The saved model is the fine-tuned one (its "after" figure), and it differs from the shipped.
+    mine = EmotionClassifier.load(out)
+    after = float((mine.predict_proba(test.images).argmax(axis=1) == test.labels).mean())
+    assert tuned["accuracy_after"] == pytest.approx(after) and f"after {after:.1%}" in result.stdout
+    assert not np.allclose(mine.model.get_weights()[-1], shipped.model.get_weights()[-1])
+    assert md5(SHIPPED_MODEL) == shipped_md5
+
+
+def test_labels_of_its_own_get_a_new_output_layer(custom_dataset, tmp_path, shipped_md5, faces_dir, app_model):
+    assert personal_labels(custom_dataset) == (("frown", "smile"), True)
+    out = tmp_path / "mouths.keras"
+    result = run("finetune", "--data", custom_dataset, "--out", out, "--epochs", 1, "--model", app_model)
+    assert result.returncode == 0, result.stderr
+    assert "before: not defined" in result.stdout
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["labels"] == ["frown", "smile"]
+    assert card["finetune"]["new_output_layer"] is True and card["finetune"]["accuracy_before"] is None
+    assert card["training"]["config"]["learning_rate"] == pytest.approx(1e-3)
+    assert set(card["metrics"]["PrivateTest"]["recall"]) == {"frown", "smile"}
+    # Through the library, the new model reads its own labels on real photos.
+    recognizer = EmotionRecognizer(EmotionClassifier.load(out))
+    assert recognizer.classifier.labels == ("frown", "smile")
+    faces = recognizer.analyze(faces_dir / "deepface_couple.jpg")
+    assert len(faces) == 2
+    for face in faces:
+        assert face.label in ("frown", "smile") and set(face.probs) == {"frown", "smile"}
+        assert sum(face.probs.values()) == pytest.approx(1.0, abs=1e-4)
+    picture = recognizer.annotate(faces_dir / "deepface_couple.jpg", faces, emoji=True)
+    assert picture.shape[2] == 3 and draw_results(picture, faces) is not None
+    assert md5(SHIPPED_MODEL) == shipped_md5
+
+
+def test_the_shipped_model_is_never_written_over(emotion_dataset, shipped_md5, tmp_path):
+    for out in (SHIPPED_MODEL, "models/facemood-vgg.keras", "models/../models/facemood-vgg.keras"):
+        result = run("finetune", "--data", emotion_dataset, "--out", out, "--epochs", 1)
+        assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+        assert "shipped model" in result.stderr
+    bad_name = run("finetune", "--data", emotion_dataset, "--out", tmp_path / "-x.keras")
+    assert bad_name.returncode == 1 and "cannot be a model name" in bad_name.stderr
+    wrong_suffix = run("finetune", "--data", emotion_dataset, "--out", tmp_path / "mine.h5")
+    assert wrong_suffix.returncode == 1 and ".keras" in wrong_suffix.stderr
+    too_frozen = run("finetune", "--data", emotion_dataset, "--out", tmp_path / "x.keras", "--freeze", 99)
+    assert too_frozen.returncode == 1 and too_frozen.stderr.count("\n") == 1
+    assert "would freeze every layer" in too_frozen.stderr and not (tmp_path / "x.keras").exists()
+    assert md5(SHIPPED_MODEL) == shipped_md5
+
+
+def test_bad_datasets_get_one_line(tmp_path, emotion_dataset):
+    flat = tmp_path / "flat" / "happy"
+    flat.mkdir(parents=True)
+    Image.fromarray(np.zeros((48, 48), np.uint8)).save(flat / "a.png")
+    empty = tmp_path / "empty"
+    for split in ("train", "test"):
+        (empty / split / "happy").mkdir(parents=True)
+    one = tmp_path / "one"
+    for split in ("train", "test"):
+        (one / split / "happy").mkdir(parents=True)
+        Image.fromarray(np.zeros((48, 48), np.uint8)).save(one / split / "happy" / "a.png")
+    cases = {tmp_path / "missing": "dataset not found", tmp_path / "flat": "has no train/ or test/ folder",
+             empty: "holds no images", one: "needs at least two", flat / "a.png": "is not a folder"}
+    for path, message in cases.items():
+        with pytest.raises(DatasetError, match=message):
+            personal_labels(path)
+    for path in (tmp_path / "missing", tmp_path / "flat", empty):  # and the same through the CLI
+        result = run("finetune", "--data", path, "--out", tmp_path / "x.keras")
+        assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+        assert cases[path] in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "x.keras").exists()
