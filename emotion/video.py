@@ -490,3 +490,18 @@ class TerminalProgress:
             self.stream.write("\n")
             self.stream.flush()
             self._line = 0
+
+
+def face_summary(rows):
+    """One row per face id of a :func:`read_rows` table: when it was seen (first and last
+    second), in how many analysed frames, and its most frequent label with that share."""
+    import pandas as pd
+
+    faces = rows.dropna(subset=["face_id"])
+    summary = []
+    for face_id, face in faces.groupby(faces["face_id"].astype(int)):
+        counts = face["label"].value_counts()
+        summary.append({"face": int(face_id), "from_s": float(face["time_s"].min()),
+                        "to_s": float(face["time_s"].max()), "frames": len(face),
+                        "mostly": str(counts.index[0]), "share": round(float(counts.iloc[0]) / len(face), 4)})
+    return pd.DataFrame(summary, columns=["face", "from_s", "to_s", "frames", "mostly", "share"])
