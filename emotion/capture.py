@@ -332,3 +332,32 @@ def camera_frames(index: int = 0):
             camera.release()
 
     return frames()
+
+
+class CaptureFeed:
+    """What a live video's frame callback needs (the Capture page's streamlit-webrtc video
+    thread): every frame goes to the current :class:`Capturer`, when there is one; without
+    one (before Start, after Stop) frames are only counted. The page swaps ``capturer`` from
+    its own thread; the callback reads it once per frame."""
+
+    def __init__(self):
+        self.capturer: Capturer | None = None
+        self.frames = 0
+        self.last_frame_at: float | None = None
+        # One page run at a time may talk to streamlit-webrtc for this session.
+        self.streamer_lock = threading.Lock()
+
+    def offer(self, rgb: np.ndarray) -> Path | None:
+        self.frames += 1
+        self.last_frame_at = time.monotonic()
+        capturer = self.capturer
+        return None if capturer is None else capturer.offer(rgb)
+
+    def video_frame_callback(self, frame):
+        """For streamlit-webrtc: an ``av.VideoFrame`` in, the same frame out (the page shows the
+        camera's own picture); never raises into the video."""
+        try:
+            self.offer(frame.to_ndarray(format="rgb24"))
+        except Exception:  # noqa: BLE001 - an undecodable frame is skipped; the video goes on
+            pass
+        return frame

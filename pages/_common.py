@@ -30,6 +30,7 @@ PAGES = (
     ("pages/webcam.py", "Webcam", ":material/videocam:"),
     ("pages/video.py", "Video", ":material/movie:"),
     ("pages/training.py", "Training", ":material/model_training:"),
+    ("pages/capture.py", "Capture", ":material/add_a_photo:"),
 )
 ROUTED_KEY = "_facemood_routed"  # set by app.py in every session it runs in
 _HANDED_OVER_KEY = "_facemood_handed_over"
