@@ -12,6 +12,7 @@ The server's CPU time, peak memory and thread count are read from ``/proc``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -32,6 +33,7 @@ CHROMIUM_FLAGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--disable-default-apps", "--mute-audio",
 ]
+ARTIFACTS = ROOT / "test-artifacts"  # logs and screenshots a person looks at after a run
 STARTUP_S = 300  # a fresh server on a busy two-core machine
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -161,6 +163,17 @@ class AppServer:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(30)
         self._log_file.close()
+
+
+@contextlib.contextmanager
+def serving(app: AppServer, log_name: str):
+    """``app`` once healthy; stopped afterwards, its log kept as test-artifacts/``log_name``."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        yield app.wait_healthy()
+    finally:
+        app.stop()
+        (ARTIFACTS / log_name).write_text(app.log.read_text(errors="replace"))
 
 
 def chromium_path() -> str:

@@ -15,6 +15,20 @@ FACES_DIR = SHARED_DATA / "faces"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+def app_page(page: str, secrets: dict | None = None, timeout: float = 300):
+    """An AppTest of ``app.py`` switched to ``page`` (e.g. "pages/webcam.py"), with ``secrets``
+    set as a deployment's secrets.toml would; fails on any exception the page raised."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
+    for key, value in (secrets or {}).items():
+        at.secrets[key] = value
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
 def require(path: Path) -> Path:
     """``path``, or a test failure that says which shared data is missing."""
     if not path.exists():

@@ -14,7 +14,7 @@ import sys
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import FER2013_CSV, ROOT, SHARED_DATA, require
+from conftest import FER2013_CSV, ROOT, SHARED_DATA, app_page, require
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -287,13 +287,7 @@ def page_env(tmp_path, monkeypatch, app_model):
 
 
 def training_page(secrets: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
-    for key, value in (secrets or {}).items():
-        at.secrets[key] = value
-    at.run()
-    at.switch_page("pages/training.py").run()
-    assert not at.exception, at.exception
-    return at
+    return app_page("pages/training.py", secrets, TIMEOUT)
 
 
 def start_button(at: AppTest):

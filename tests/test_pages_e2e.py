@@ -29,10 +29,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from _server import CHROMIUM_FLAGS, AppServer, chromium_path
+from _server import ARTIFACTS, CHROMIUM_FLAGS, AppServer, chromium_path, serving
 from conftest import ROOT, require
 
-ARTIFACTS = ROOT / "test-artifacts"
 FACES = ROOT.parent / "shared" / "data" / "faces"
 LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 WAIT_S = 300          # TensorFlow's first import and the first analysis, on a busy two-core machine
@@ -205,13 +204,8 @@ def server(folders):
     env = {"FACEMOOD_MODELS_DIR": str(folders["models"]), "FACEMOOD_RUNS_DIR": str(folders["runs"]),
            "FACEMOOD_MODEL": str(folders["models"] / "facemood-vgg.keras"),
            "FACEMOOD_DATA_DIRS": str(folders["data"])}
-    app = AppServer(folders["root"] / "streamlit.log", env=env)
-    try:
-        app.wait_healthy()
+    with serving(AppServer(folders["root"] / "streamlit.log", env=env), "pages-e2e-server.log") as app:
         yield app
-    finally:
-        app.stop()
-        (ARTIFACTS / "pages-e2e-server.log").write_text(app.log.read_text(errors="replace"))
 
 
 @pytest.fixture(scope="module")

@@ -14,13 +14,12 @@ import asyncio
 
 import pytest
 
-from _server import CHROMIUM_FLAGS, ROOT, AppServer, app_pages, chromium_path, error_text, settled, sidebar_pages
+from _server import ARTIFACTS, CHROMIUM_FLAGS, AppServer, app_pages, chromium_path, error_text, settled, sidebar_pages
 
 PAGES = app_pages()
 TITLES = [title for _path, title in PAGES]
 PATHS = [path for path, _title in PAGES]
 SESSIONS = 8
-ARTIFACTS = ROOT / "test-artifacts"
 
 
 @pytest.fixture

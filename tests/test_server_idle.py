@@ -15,13 +15,12 @@ import json
 
 import pytest
 
-from _server import (CHROMIUM_FLAGS, ROOT, AppServer, app_pages, chromium_path, error_text, settled,
+from _server import (ARTIFACTS, CHROMIUM_FLAGS, AppServer, app_pages, chromium_path, error_text, settled,
                      sidebar_pages)
 
 WINDOW_S = 20.0
 BUDGET_CPU_S = 2.0
 REST_S = 3.0  # after the run ends: a page that reruns on a timer has done so by then
-ARTIFACTS = ROOT / "test-artifacts"
 PAGES = app_pages()
 
 

@@ -15,12 +15,11 @@ import io
 import json
 import sys
 
-from _server import ROOT
+from _server import ARTIFACTS, ROOT
 
 sys.path.insert(0, str(ROOT / "bench"))
 import bench_load  # noqa: E402
 
-ARTIFACTS = ROOT / "test-artifacts"
 
 
 def test_sessions_at_once_get_their_own_right_results_and_a_closed_tab_leaves_nothing(test_model, tmp_path):

@@ -31,12 +31,11 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from emotion import BlazeFaceDetector
 from emotion.speech import ADJECTIVES
 
-from _server import AppServer  # tests/_server.py: pytest puts tests/ on sys.path
+from _server import ARTIFACTS, AppServer, serving  # tests/_server.py: pytest puts tests/ on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT.parent / "shared" / "data" / "video" / "fer_woman2.mp4"
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = ROOT / "test-artifacts"
 SIZE = (640, 480)        # the fake camera's frames; the clip (596x336) is letterboxed into them
 CAMERA_FPS = 30
 CLIP_FRAMES = 150        # five seconds, looped by Chromium
@@ -294,14 +293,8 @@ def camera_file(clip_frames, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(test_model, tmp_path_factory):
-    ARTIFACTS.mkdir(exist_ok=True)
-    app = Server(test_model, tmp_path_factory.mktemp("server") / "streamlit.log")
-    try:
-        app.wait_healthy()
+    with serving(Server(test_model, tmp_path_factory.mktemp("server") / "streamlit.log"), "webcam-e2e-server.log") as app:
         yield app
-    finally:
-        app.stop()
-        (ARTIFACTS / "webcam-e2e-server.log").write_text(app.log.read_text(errors="replace"))
 
 
 @pytest.fixture(scope="module")

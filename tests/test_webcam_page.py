@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from conftest import FACES_DIR, SHARED_DATA, require
+from conftest import FACES_DIR, SHARED_DATA, app_page, require
 from emotion.speech import ADJECTIVES, Announcer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,12 +91,7 @@ def streamer(monkeypatch) -> FakeStreamer:
 
 
 def webcam_page(secrets: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
-    for key, value in (secrets or {}).items():
-        at.secrets[key] = value
-    at.run()
-    at.switch_page("pages/webcam.py").run()
-    assert not at.exception, at.exception
+    at = app_page("pages/webcam.py", secrets, TIMEOUT)
     assert at.title[0].value == "Live emotions from your webcam"
     return at
 
