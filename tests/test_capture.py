@@ -255,3 +255,151 @@ def test_cli_ctrl_c_keeps_what_was_saved_and_says_how_many(tmp_path):
     assert len(files) >= 3 and len(files) < 464 and "Traceback" not in stderr
     assert not any(f.name.startswith(".tmp-") for f in files), "no half-written file is left"
     assert all(cv2.imread(str(f), cv2.IMREAD_UNCHANGED).shape == (48, 48) for f in files)
+
+
+# --- the page, through AppTest --------------------------------------------------------------
+# AppTest cannot hold a WebRTC connection: a stand-in for webrtc_streamer records what the page
+# asks of streamlit-webrtc, and the test plays the video thread itself by handing the page's own
+# frame callback real frames of the clip (as av.VideoFrame, what streamlit-webrtc hands it).
+# The real browser and camera are in test_capture_e2e.py.
+
+
+class FakeStreamer:
+    def __init__(self):
+        self.calls: list[dict] = []
+
+    def __call__(self, key, **kwargs):
+        from types import SimpleNamespace
+
+        from streamlit import session_state
+
+        self.calls.append({"key": key, **kwargs})
+        session_state[key] = context = SimpleNamespace(state=SimpleNamespace(playing=False, signalling=False))
+        return context
+
+
+@pytest.fixture
+def page(monkeypatch, tmp_path):
+    """The Capture page in AppTest, its data folders in ``tmp_path`` (allowed; datasets/ too)."""
+    from streamlit.testing.v1 import AppTest
+
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from pages._webrtc import webrtc
+
+    import emotion.access
+
+    streamer = FakeStreamer()
+    monkeypatch.setattr(webrtc(), "webrtc_streamer", streamer)
+    monkeypatch.setattr(emotion.access, "DATASETS_DIR", tmp_path / "datasets")
+    monkeypatch.setenv("FACEMOOD_DATA_DIRS", str(tmp_path / "allowed"))
+    monkeypatch.delenv("FACEMOOD_TRAINING", raising=False)
+    monkeypatch.delenv("FACEMOOD_PASSWORD", raising=False)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.run()
+    at.switch_page("pages/capture.py").run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Capture your own faces"
+    at.streamer = streamer
+    return at
+
+
+def button(at, label):
+    return next(b for b in at.button if b.label == label)
+
+
+def play(at, frames):
+    """The video thread: the page's frame callback gets these frames, at a camera's 30 per second
+    (the page's gap is in seconds of the wall clock)."""
+    import av
+
+    callback = at.streamer.calls[-1]["video_frame_callback"]
+    for _seconds, rgb in frames:
+        callback(av.VideoFrame.from_ndarray(rgb, format="rgb24"))
+        time.sleep(1 / 30)
+
+
+def test_page_saves_nothing_before_start_then_the_count(page, tmp_path, clip_frames):
+    at = page
+    call = at.streamer.calls[-1]
+    assert call["key"] == "capture" and call["mode"].name == "SENDRECV"
+    assert call["rtc_configuration"] == {"iceServers": []} and call["media_stream_constraints"]["audio"] is False
+    assert call["video_frame_callback"] == at.session_state["capture_feed"].video_frame_callback
+    assert "Images go to `" + str(tmp_path / "datasets" / "mine" / "happy") + "/`." in [c.value for c in at.caption]
+
+    at.selectbox(key="capture_label_choice").set_value("Your own label…").run()
+    at.text_input(key="capture_own_label").input("Smile").run()
+    at.number_input(key="capture_count").set_value(4).run()
+    at.slider(key="capture_gap").set_value(0.1).run()
+    play(at, clip_frames[:30])
+    assert not (tmp_path / "datasets").exists(), "the camera ran, but nothing is saved before Start"
+    assert button(at, "Pause").disabled and button(at, "Stop").disabled
+
+    button(at, "Start").click().run()
+    assert not at.exception and button(at, "Start").disabled and not button(at, "Pause").disabled
+    play(at, clip_frames[30:32])
+    button(at, "Pause").click().run()
+    assert button(at, "Resume")
+    saved_before_pause = len(list((tmp_path / "datasets" / "mine" / "smile").glob("*.png")))
+    play(at, clip_frames[32:60])
+    assert len(list((tmp_path / "datasets" / "mine" / "smile").glob("*.png"))) == saved_before_pause
+    button(at, "Resume").click().run()
+    play(at, clip_frames[60:])
+    at.run()
+    files = list((tmp_path / "datasets" / "mine" / "smile").glob("smile-*.png"))
+    assert len(files) == 4
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Saved"] == "4 / 4" and metrics["State"] == "done"
+    assert any("Saved 4 crops of **smile**" in s.value for s in at.success)
+    assert len(at.image) == 1 and len(at.image[0].proto.imgs) == 4  # the preview strip: the four crops
+    table = at.dataframe[0].value
+    assert table.to_dict("records") == [{"label": "smile", "images": 4}]
+    assert not button(at, "Start").disabled  # a new capture may start
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("capture_own_label", "../x", "cannot be a label name"),
+    ("capture_own_label", "/etc/passwd", "cannot be a label name"),
+    ("capture_dataset", "..", "cannot be a dataset name"),
+    ("capture_dataset", "../../etc", "Only data inside the allowed folders"),
+    ("capture_dataset", "/etc/facemood", "Only data inside the allowed folders"),
+])
+def test_page_refuses_bad_labels_and_datasets(page, tmp_path, field, value, message):
+    at = page
+    at.selectbox(key="capture_label_choice").set_value("Your own label…").run()
+    at.text_input(key=field).input(value).run()
+    if field == "capture_dataset":
+        at.text_input(key="capture_own_label").input("smile").run()
+    assert any(message in e.value for e in at.error), [e.value for e in at.error]
+    assert button(at, "Start").disabled
+    assert not (tmp_path / "datasets").exists() and not Path("/etc/facemood").exists()
+
+
+def test_page_counts_deletes_with_confirmation_and_creates_a_set(page, tmp_path, detector, clip_frames):
+    at = page
+    dataset = tmp_path / "allowed" / "faces"
+    for label, count in (("happy", 6), ("sad", 5)):
+        capturer = Capturer(dataset, label, count, gap_s=0, detector=detector, started=True)
+        for seconds, rgb in clip_frames[:20]:
+            capturer.offer(rgb, now=seconds)
+    at.text_input(key="capture_dataset").input(str(dataset)).run()
+    assert at.dataframe[0].value.to_dict("records") == [{"label": "happy", "images": 6}, {"label": "sad", "images": 5}]
+
+    at.selectbox(key="capture_delete_label").set_value("sad").run()
+    button(at, "Delete…").click().run()
+    assert any("Delete all 5 images of **sad**" in w.value for w in at.warning)
+    assert len(list((dataset / "sad").iterdir())) == 5, "nothing deleted before the confirmation"
+    button(at, "Cancel").click().run()
+    assert (dataset / "sad").is_dir()
+    button(at, "Delete…").click().run()
+    button(at, "Yes, delete 5 images").click().run()
+    assert not (dataset / "sad").exists() and len(list((dataset / "happy").iterdir())) == 6
+    assert any("Deleted 5 images of sad" in i.value for i in at.info)
+
+    at.text_input(key="capture_set_name").input("faces-set").run()
+    button(at, "Create").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    out = tmp_path / "datasets" / "faces-set"
+    assert len(list((out / "train" / "happy").glob("*.png"))) == 5 and len(list((out / "test" / "happy").glob("*.png"))) == 1
+    assert any("5 faces to train on, 1 to test on" in s.value for s in at.success)
+    assert any("'happy' has only 6 images" in w.value for w in at.warning)
