@@ -377,6 +377,10 @@ def _finetune(args) -> int:
     except RuntimeError as error:  # stopped before an epoch ended, or one already running
         raise InputError(str(error)) from None
     print(describe(result))
+    from .plots import save_training_figures
+
+    for figure in save_training_figures(result.model_path, result.card):
+        print(f"wrote {figure}")
     return 0
 
 

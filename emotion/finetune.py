@@ -287,3 +287,86 @@ def describe(result: FinetuneResult) -> str:
     test = result.card["metrics"]["PrivateTest"]["n"]
     return (f"saved {result.model_path} · accuracy on the personal test split ({test} faces): "
             f"{before}, after {result.after:.1%}")
+
+
+def find_personal_datasets(roots, depth: int = 3, limit: int = 50) -> list[Path]:
+    """Folders under ``roots`` (at most ``depth`` levels down) laid out as a personal dataset
+    (``train/`` and ``test/`` folders beside each other), for the app to offer; by path."""
+    found: list[Path] = []
+
+    def walk(folder: Path, level: int) -> None:
+        if len(found) >= limit:
+            return
+        try:
+            children = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        except OSError:
+            return
+        names = {p.name for p in children}
+        if {"train", "test"} <= names:
+            found.append(folder)
+            return
+        if level < depth:
+            for child in children:
+                walk(child, level + 1)
+
+    for root in roots:
+        walk(Path(root), 0)
+    return sorted(dict.fromkeys(found))
+
+
+def _finetune_in_child(events, options: dict) -> None:
+    """The child process of :func:`finetune_in_child`: every event, then the result or the error."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from .common import one_line
+
+    try:
+        from .plots import save_training_figures
+
+        result = finetune(**options, progress=events.put)
+        save_training_figures(result.model_path, result.card)  # as every training does
+        events.put({"kind": "result", "result": result})
+    except Exception as error:  # noqa: BLE001 - reported to the parent as one line
+        events.put({"kind": "error", "message": one_line(error)})
+
+
+def finetune_in_child(data_dir: str | Path, out: str | Path, on_event=None, **options) -> FinetuneResult:
+    """:func:`finetune` in a child process, for the app: Streamlit clears Keras' global state
+    after every script run of any session, which must not happen under a training. Blocks
+    until it ends; ``on_event`` gets the progress events here. Raises ValueError (one line)."""
+    import multiprocessing
+    import queue
+
+    # spawn, not fork: this process already runs TensorFlow's threads.
+    context = multiprocessing.get_context("spawn")
+    events = context.Queue()
+    process = context.Process(target=_finetune_in_child, name="facemood-finetune", daemon=True,
+                              args=(events, {"data_dir": str(data_dir), "out": str(out), **options}))
+    if not _BUSY.acquire(blocking=False):
+        raise FinetuneBusy("a fine-tune is already running on this server; wait for it to end")
+    try:
+        process.start()
+        outcome = None
+        while outcome is None:
+            try:
+                event = events.get(timeout=0.2)
+            except queue.Empty:
+                if process.is_alive():
+                    continue
+                try:  # what it sent just before it ended
+                    event = events.get(timeout=1.0)
+                except queue.Empty:
+                    break
+            if event.get("kind") in ("result", "error"):
+                outcome = event
+            elif on_event is not None:
+                on_event(event)
+        process.join(timeout=30)
+    finally:
+        _BUSY.release()
+    if outcome is None:
+        raise RuntimeError(f"the fine-tuning process ended unexpectedly (exit code {process.exitcode})")
+    if outcome["kind"] == "error":
+        raise ValueError(outcome["message"])
+    return outcome["result"]

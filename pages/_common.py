@@ -20,7 +20,7 @@ import streamlit as st
 import emotion
 import emotion.common
 import emotion.evaluation
-from emotion.annotate import EMOTION_COLORS
+from emotion.annotate import EMOTION_COLORS, label_color
 
 # The app's pages in menu order, as app.py's st.navigation shows them: (file, title, icon).
 # The first is the default page (/). Add a page here.
@@ -158,15 +158,23 @@ EMOTION_SCALE = alt.Scale(domain=list(emotion.LABELS),
                           range=["#%02x%02x%02x" % EMOTION_COLORS[label] for label in emotion.LABELS])
 
 
+def label_scale(labels) -> alt.Scale:
+    """EMOTION_SCALE, or for a personal model's labels their colours on the photos."""
+    if list(labels) == list(emotion.LABELS):
+        return EMOTION_SCALE
+    return alt.Scale(domain=list(labels), range=["#%02x%02x%02x" % label_color(label) for label in labels])
+
+
 def probability_chart(probs: dict[str, float], title: str | None = None, height: int = 200,
                       tooltip_format: str = ".1%") -> alt.Chart:
-    """A horizontal bar per emotion, in LABELS order, coloured as on the photos."""
-    labels = list(emotion.LABELS)
+    """A horizontal bar per emotion, in LABELS order (a personal model's own labels in its
+    order), coloured as on the photos."""
+    labels = list(probs)
     frame = pd.DataFrame({"emotion": labels, "probability": [probs[label] for label in labels]})
     return alt.Chart(frame, height=height, **({"title": title} if title else {})).mark_bar().encode(
         x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title=None),
         # Every emotion labelled (Vega hides every other label of a short band axis by default).
         y=alt.Y("emotion:N", sort=labels, title=None, axis=alt.Axis(labelOverlap=False, labelLimit=0)),
-        color=alt.Color("emotion:N", scale=EMOTION_SCALE, legend=None),
+        color=alt.Color("emotion:N", scale=label_scale(labels), legend=None),
         tooltip=["emotion", alt.Tooltip("probability:Q", format=tooltip_format)],
     )

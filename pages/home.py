@@ -39,19 +39,20 @@ CELL_COLORS = ["#1c2a45", "#2a6fb8", "#a8d1ff"]
 DARK_TEXT = "#0e1117"
 
 
-def confusion_chart(matrix) -> alt.Chart:
+def confusion_chart(matrix, labels=LABELS) -> alt.Chart:
     """The confusion matrix as a heat map with the counts written in: it fits the width of
-    any screen (a table of seven emotion columns scrolls sideways on a phone)."""
+    any screen (a table of seven emotion columns scrolls sideways on a phone). ``labels``: a
+    personal model's own, when not the seven emotions."""
     rows = []
-    for true, counts in zip(LABELS, matrix):
+    for true, counts in zip(labels, matrix):
         total = sum(counts) or 1
         rows += [{"true": true, "read": read, "faces": int(count), "share": count / total}
-                 for read, count in zip(LABELS, counts)]
+                 for read, count in zip(labels, counts)]
     frame = pd.DataFrame(rows)
     base = alt.Chart(frame).encode(
-        x=alt.X("read:N", sort=list(LABELS), title="what the model read",
+        x=alt.X("read:N", sort=list(labels), title="what the model read",
                 axis=alt.Axis(orient="top", labelAngle=-45, labelLimit=0, labelOverlap=False)),
-        y=alt.Y("true:N", sort=list(LABELS), title="true emotion",
+        y=alt.Y("true:N", sort=list(labels), title="true emotion",
                 axis=alt.Axis(labelLimit=0, labelOverlap=False)))
     # Dark navy to light blue (as the Training page's figures): no cell glares on a dark page
     # or fades into a light one; the numbers are white on the dark cells, black on the light.
@@ -106,8 +107,9 @@ def show_card(path: Path, card: dict) -> None:
 
     st.subheader("Recall per emotion")
     st.caption("The share of faces showing each emotion that the model reads correctly.")
-    recall = pd.DataFrame({split: [metrics[split].get("recall", {}).get(label) for label in LABELS]
-                           for split in splits}, index=list(LABELS))
+    labels = list(metrics[splits[-1]].get("recall") or LABELS)  # a personal model's own labels too
+    recall = pd.DataFrame({split: [metrics[split].get("recall", {}).get(label) for label in labels]
+                           for split in splits}, index=labels)
     recall.index.name = "emotion"
     st.dataframe(recall, column_config={s: st.column_config.NumberColumn(format="percent") for s in splits})
 
@@ -117,7 +119,7 @@ def show_card(path: Path, card: dict) -> None:
         st.subheader(f"Confusion matrix ({split})")
         st.caption("Rows: the true emotion; columns: what the model read. Each cell gives the number "
                    "of faces; the lighter the cell, the larger its share of the row.")
-        st.altair_chart(confusion_chart(matrix), width="stretch")
+        st.altair_chart(confusion_chart(matrix, labels), width="stretch")
 
     training = card.get("training", {})
     if training.get("epochs_run"):

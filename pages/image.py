@@ -20,6 +20,9 @@ _common.through_app()  # a first visit to this page on a fresh server goes throu
 # --- what the page shows, as plain functions (tested directly too) -------------------
 
 
+EMOJI_ON = "emoji"
+
+
 @st.cache_data(max_entries=32, show_spinner=False)
 def analyze_photo(data: bytes, name: str, settings: tuple, _recognizer) -> tuple[list, bytes]:
     """Faces found in a photo's bytes and the annotated photo as PNG, cached per photo and settings.
@@ -30,7 +33,9 @@ def analyze_photo(data: bytes, name: str, settings: tuple, _recognizer) -> tuple
     with _common.ANALYSIS_LOCK:
         results = _recognizer.analyze_rgb(rgb)
     buffer = io.BytesIO()
-    Image.fromarray(_recognizer.annotate(rgb, results)).save(buffer, "PNG")
+    # The emoji overlay is the last item of ``settings`` when on (a cache key like the rest).
+    emoji = settings[-1:] == (EMOJI_ON,)
+    Image.fromarray(_recognizer.annotate(rgb, results, emoji=emoji)).save(buffer, "PNG")
     return results, buffer.getvalue()
 
 
@@ -38,9 +43,14 @@ def results_frame(results) -> pd.DataFrame:
     """One row per face: face number (left to right), label, score, box, the seven probabilities."""
     rows = [{"face": i, "label": r.label, "score": round(r.score, 4),
              "x": r.box[0], "y": r.box[1], "w": r.box[2], "h": r.box[3],
-             **{label: round(r.probs[label], 4) for label in LABELS}}
+             **{label: round(r.probs[label], 4) for label in labels_of(results)}}
             for i, r in enumerate(results, start=1)]
-    return pd.DataFrame(rows, columns=["face", "label", "score", "x", "y", "w", "h", *LABELS])
+    return pd.DataFrame(rows, columns=["face", "label", "score", "x", "y", "w", "h", *labels_of(results)])
+
+
+def labels_of(results) -> list[str]:
+    """The model's labels, as the results give them: the seven emotions, or a personal model's own."""
+    return list(results[0].probs) if results else list(LABELS)
 
 
 def results_json(name: str, results) -> str:
@@ -51,7 +61,7 @@ def shown_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """The results table as the page shows it: probabilities in whole percent (0-100), so
     that all fourteen columns fit the width of a laptop screen; the downloads keep 0-1."""
     shown = frame.copy()
-    for column in ("score", *LABELS):
+    for column in ("score", *[c for c in shown.columns if c not in ("face", "label", "x", "y", "w", "h")]):
         shown[column] = (shown[column] * 100).round().astype(int)
     return shown
 
@@ -94,7 +104,7 @@ def show_photo(index: int, name: str, data: bytes, recognizer, settings: tuple):
                            icon=":material/download:", width="stretch")
     # The whole width for the table: beside the photo it had room for half its columns.
     st.dataframe(shown_frame(frame), hide_index=True, width="stretch",
-                 column_config={"score": PERCENT, **{label: PERCENT for label in LABELS}})
+                 column_config={"score": PERCENT, **{label: PERCENT for label in labels_of(results)}})
     st.caption("Faces are numbered row by row, left to right; the box is x, y, width, height in pixels; "
                "score and the emotions are probabilities in percent.")
 
@@ -127,10 +137,14 @@ with st.sidebar:
     min_face = st.slider("Smallest face (% of the photo's shorter side)", 1, 20, 3, key="min_face",
                          help="Smaller finds smaller faces, more slowly. Faces under 32 pixels are "
                          "never looked for: too small to read an emotion from.")
+    st.toggle("Emoji overlay", key="image_emoji",
+              help="Cover each face with its emotion's emoji (drawn by the app), in the picture and its PNG.")
 
 if use_yunet and not yunet_path:
     st.sidebar.info("Enter the path of a YuNet .onnx file; the built-in detector is used meanwhile.")
 recognizer, settings = _common.load_recognizer("yunet" if yunet_path else "builtin", yunet_path, min_face / 100)
+if settings is not None and st.session_state.get("image_emoji"):
+    settings = settings + (EMOJI_ON,)
 
 uploads = st.file_uploader("Photos", type=list(_common.PHOTO_TYPES), accept_multiple_files=True,
                            key="photos", help="JPEG, PNG, WebP or BMP; several at once if you like.")

@@ -92,13 +92,14 @@ def mistakes_png(key: tuple, _mistakes: evaluation.Mistakes) -> bytes:
 
 
 def class_table(metrics: dict) -> pd.DataFrame:
-    matrix = metrics.get("confusion_matrix") or [[0] * len(LABELS)] * len(LABELS)
+    labels = list(metrics.get("recall") or LABELS)  # a personal model's own labels too
+    matrix = metrics.get("confusion_matrix") or [[0] * len(labels)] * len(labels)
     table = pd.DataFrame({
-        "precision": [metrics.get("precision", {}).get(label) for label in LABELS],
-        "recall": [metrics.get("recall", {}).get(label) for label in LABELS],
-        "F1": [metrics.get("f1", {}).get(label) for label in LABELS],
+        "precision": [metrics.get("precision", {}).get(label) for label in labels],
+        "recall": [metrics.get("recall", {}).get(label) for label in labels],
+        "F1": [metrics.get("f1", {}).get(label) for label in labels],
         "faces": [int(sum(row)) for row in matrix],
-    }, index=pd.Index(LABELS, name="emotion"))
+    }, index=pd.Index(labels, name="emotion"))
     return table
 
 
@@ -424,6 +425,119 @@ def train_section() -> None:
     settings_form(busy)
 
 
+# --- fine-tuning on a personal dataset ------------------------------------------------
+
+FT_OTHER = "Another folder…"
+
+
+def finetune_result() -> None:
+    """The last fine-tune of this session: before and after on its test split."""
+    done = st.session_state.get("ft_result")
+    if not done:
+        return
+    st.success(f"Saved {done['name']} (`{done['path']}`). It is listed under **Inspect models**, "
+               "where it can be put to use.", icon=":material/check_circle:")
+    cols = st.columns(3)
+    cols[0].metric("Test accuracy before", "not defined" if done["before"] is None else percent(done["before"]),
+                   help="The model in use on the dataset's test faces. Not defined for labels of the "
+                        "dataset's own: the model in use does not know them." if done["before"] is None
+                   else "The model in use on the dataset's test faces.")
+    cols[1].metric("Test accuracy after", percent(done["after"]),
+                   delta=None if done["before"] is None else f"{(done['after'] - done['before']) * 100:+.1f} points",
+                   help=f"{done['test_faces']} test faces, never trained on")
+    cols[2].metric("Labels", len(done["labels"]), help=", ".join(done["labels"]))
+    st.caption("Labels: " + ", ".join(done["labels"])
+               + (" (a new output layer)" if done["new_output"] else " (the seven emotions' outputs)"))
+
+
+def finetune_section(busy: bool) -> None:
+    from emotion import finetune as tuning
+
+    st.subheader("Fine-tune on a personal dataset")
+    st.caption("Start from the model in use and teach it your faces: a few epochs at a low learning rate "
+               "on a dataset made on the Capture page or by `python -m emotion dataset` (`train/<label>/` and "
+               "`test/<label>/` folders of faces). Labels other than the seven emotions (say `smile`) get a new "
+               "output layer. The model in use is not changed: the result is a new model.")
+    finetune_result()
+    policy = _access.policy()
+    found = [str(p) for p in tuning.find_personal_datasets(policy.data_dirs)]
+    choice = st.selectbox("Personal dataset", found + [FT_OTHER], key="ft_dataset",
+                          help="Datasets found in the allowed data folders: " + policy.refusal())
+    if choice == FT_OTHER:
+        st.text_input("Folder of the dataset", key="ft_path", placeholder="/path/to/datasets/me")
+    cols = st.columns(3)
+    cols[0].number_input("Epochs", min_value=1, max_value=50, value=tuning.DEFAULT_EPOCHS, key="ft_epochs")
+    cols[1].number_input("Freeze the first layers", min_value=0, max_value=18, value=0, key="ft_freeze",
+                         help="Keep this many of the first learning layers (convolutions, batch "
+                              "normalisations) as they are: fewer weights to learn from few faces.")
+    if "ft_name" not in st.session_state:
+        st.session_state["ft_name"] = f"tuned-{datetime.now():%Y%m%d-%H%M}"
+    cols[2].text_input("New model name", key="ft_name", help="Saved as models/<name>.keras with its card")
+    if busy:
+        st.caption("A training is running on this server; fine-tuning can start when it ends.")
+    if st.button("Start fine-tuning", key="ft_start", icon=":material/tune:", disabled=busy):
+        start_finetune()
+
+
+def start_finetune() -> None:
+    """Check everything a visitor chose, then fine-tune in a child process with a progress bar."""
+    from emotion import finetune as tuning
+
+    s = st.session_state
+    try:
+        name = jobs.check_model_name(s["ft_name"])
+    except ValueError as error:
+        st.error(str(error), icon=":material/error:")
+        return
+    out = models_dir() / f"{name}.keras"
+    if out.exists():
+        st.error(f"A model named {name} already exists in `{models_dir()}`: choose another name.",
+                 icon=":material/error:")
+        return
+    if not _access.may_train():
+        st.error("Training is not open to this session.", icon=":material/error:")
+        return
+    text = s.get("ft_path", "") if s["ft_dataset"] == FT_OTHER else s["ft_dataset"]
+    if not text.strip():
+        st.error("Enter the folder of a personal dataset first.", icon=":material/error:")
+        return
+    try:
+        folder = _access.policy().data_path(text.strip())
+        tuning.personal_labels(folder)  # a wrong folder is told at once, before TensorFlow starts
+    except PathRefused as error:
+        st.error(str(error), icon=":material/error:")
+        return
+    except DatasetError as error:
+        st.error(f"The dataset cannot be used: {_common.one_line(error)}", icon=":material/error:")
+        return
+    job = jobs.current_job()
+    if job is not None and job.running:
+        st.error("A training is running on this server; fine-tune when it ends.", icon=":material/error:")
+        return
+    bar = st.progress(0.0, text="Starting (loading TensorFlow and the model)…")
+
+    def show(event: dict) -> None:
+        if event.get("kind") == "batch":
+            done = (event["epoch"] - 1) * event["batches"] + event["batch"]
+            bar.progress(min(done / (event["epochs"] * event["batches"]), 1.0),
+                         text=f"Fine-tuning: epoch {event['epoch']} of {event['epochs']}, "
+                              f"batch {event['batch']} of {event['batches']}")
+        elif event.get("kind") == "evaluate":
+            bar.progress(1.0, text="Measuring the accuracy on the test faces…")
+
+    try:
+        result = tuning.finetune_in_child(folder, out, on_event=show, epochs=int(s["ft_epochs"]),
+                                          freeze=int(s["ft_freeze"]))
+    except (ValueError, RuntimeError) as error:
+        bar.empty()
+        st.error(f"Fine-tuning failed: {_common.one_line(error)}", icon=":material/error:")
+        return
+    s["ft_result"] = {"name": name, "path": str(result.model_path), "before": result.before,
+                      "after": result.after, "labels": list(result.labels), "new_output": result.new_output,
+                      "test_faces": result.card["metrics"]["PrivateTest"]["n"]}
+    st.rerun()  # the new model is listed under Inspect models
+
+
 st.title("Training")
 st.markdown("Look inside the trained models, or train a new one on FER2013 or on your own photos "
             "sorted by emotion. Training runs in the background on this computer; you can leave "
@@ -436,4 +550,6 @@ with inspect_tab:
 with train_tab:
     if _access.training_gate():
         train_section()
+        st.divider()
+        finetune_section(jobs.current_job() is not None and jobs.current_job().running)
 draw_the_rest()

@@ -184,8 +184,9 @@ def ice_servers(secrets=None, environ=None) -> tuple[list[dict], str | None]:
 
 def history_chart(history) -> alt.Chart:
     """The main face's emotions over the last minute, stacked (x: seconds ago)."""
-    rows = [{"seconds": -round(ago, 2), "emotion": label, "probability": probs[label]}
-            for ago, probs in history for label in LABELS]
+    labels = list(history[-1][1]) if history else list(LABELS)  # a personal model's own labels too
+    rows = [{"seconds": -round(ago, 2), "emotion": label, "probability": probs.get(label, 0.0)}
+            for ago, probs in history for label in labels]
     frame = pd.DataFrame(rows, columns=["seconds", "emotion", "probability"])
     # The legend under the chart, four to a row: beside it, its seven entries were taller than
     # the chart and the last one was cut off. The height is the plot's own ("fit-x": Streamlit's
@@ -194,11 +195,11 @@ def history_chart(history) -> alt.Chart:
                      autosize=alt.AutoSizeParams(type="fit-x", contains="padding")).mark_area().encode(
         x=alt.X("seconds:Q", scale=alt.Scale(domain=[-60, 0]), title="seconds ago"),
         y=alt.Y("probability:Q", stack="normalize", axis=alt.Axis(format="%"), title=None),
-        color=alt.Color("emotion:N", scale=_common.EMOTION_SCALE, sort=list(LABELS),
+        color=alt.Color("emotion:N", scale=_common.label_scale(labels), sort=labels,
                         legend=alt.Legend(orient="bottom", columns=4, title=None, labelLimit=0)),
         order=alt.Order("emotion_index:Q"),
         tooltip=["emotion", alt.Tooltip("probability:Q", format=".0%")],
-    ).transform_calculate(emotion_index=f"indexof({json.dumps(list(LABELS))}, datum.emotion)")
+    ).transform_calculate(emotion_index=f"indexof({json.dumps(labels)}, datum.emotion)")
 
 
 def show_faces(faces, show_probs: bool) -> None:
@@ -270,7 +271,7 @@ def snapshot_mode(classifier, settings: LiveSettings, voice: _voice.VoiceSetting
     try:
         with _common.ANALYSIS_LOCK:
             faces = recognizer.analyze_rgb(rgb)
-        annotated = recognizer.annotate(rgb, faces, show_scores=settings.show_probs)
+        annotated = recognizer.annotate(rgb, faces, show_scores=settings.show_probs, emoji=settings.emoji)
     except Exception as error:  # noqa: BLE001 - one line, never a traceback
         st.error(f"The picture could not be analysed: {_common.one_line(error)}.", icon=":material/broken_image:")
         return
@@ -299,7 +300,10 @@ with st.sidebar:
     show_probs = st.checkbox("Show probabilities", True, key="webcam_show_probs")
     mirror = st.checkbox("Mirror view", True, key="webcam_mirror",
                          help="Show the picture as a mirror does, as most video calls do.")
+    emoji = st.toggle("Emoji overlay", key="webcam_emoji",
+                      help="Cover each face with its emotion's emoji (drawn by the app); it follows the face.")
 settings = LiveSettings(min_face=min_face / 100, smoothing=smoothing, show_probs=show_probs, mirror=mirror)
+settings = dataclasses.replace(settings, emoji=emoji)  # reaches the video thread with the rest
 voice = _voice.voice_settings()
 
 classifier = _common.load_classifier()

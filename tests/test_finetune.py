@@ -159,3 +159,44 @@ def test_bad_datasets_get_one_line(tmp_path, emotion_dataset):
         assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
         assert cases[path] in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "x.keras").exists()
+
+
+# --- the Training page's section ---------------------------------------------------------
+
+
+def test_the_training_page_fine_tunes_a_dataset_from_the_allowed_folders(custom_dataset, tmp_path, monkeypatch,
+                                                                         app_model, shipped_md5):
+    """Pick the dataset found in an allowed folder, one epoch, Start: the page shows the test
+    accuracy after ("before" not defined for labels of its own), the new model is in the model
+    list, and the card lists its labels."""
+    from streamlit.testing.v1 import AppTest
+
+    models = tmp_path / "models"
+    models.mkdir()
+    monkeypatch.setenv("FACEMOOD_MODELS_DIR", str(models))
+    monkeypatch.setenv("FACEMOOD_DATA_DIRS", str(custom_dataset.parent))
+    for name in ("FACEMOOD_TRAINING", "FACEMOOD_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600).run()
+    at.switch_page("pages/training.py").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="ft_dataset").options == [str(custom_dataset.resolve()), "Another folder…"]
+    # A folder outside the allowed ones is refused in one line, before anything runs.
+    at.selectbox(key="ft_dataset").set_value("Another folder…").run()
+    at.text_input(key="ft_path").set_value(str(ROOT / "models")).run()
+    at.button(key="ft_start").click().run()
+    assert [e.value for e in at.error] and "Only data inside the allowed folders" in at.error[0].value
+
+    at.selectbox(key="ft_dataset").set_value(str(custom_dataset.resolve()))
+    at.number_input(key="ft_epochs").set_value(1)
+    at.text_input(key="ft_name").set_value("mouths")
+    at.button(key="ft_start").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Test accuracy before"] == "not defined"
+    card = json.loads((models / "mouths.json").read_text())
+    assert shown["Test accuracy after"] == f"{card['metrics']['PrivateTest']['accuracy']:.1%}"
+    assert card["labels"] == ["frown", "smile"] and (models / "mouths-confusion.png").is_file()
+    assert "mouths.keras" in at.selectbox(key="inspect_model").options  # the model list shows file names
+    assert md5(SHIPPED_MODEL) == shipped_md5
