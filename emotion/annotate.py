@@ -43,6 +43,22 @@ def label_color(label: str) -> tuple[int, int, int]:
     return tuple(int(v) for v in cv2.cvtColor(np.uint8([[[hue, 200, 210]]]), cv2.COLOR_HSV2RGB)[0, 0])
 
 
+def draw_keypoints(canvas: np.ndarray, points: np.ndarray, face_width: float) -> None:
+    """68 landmarks drawn in place on ``canvas``: each group (jaw, brows, nose, eyes, mouth) as a
+    thin line of its own colour through small dots, sized to the face."""
+    from .keypoints import OUTLINES
+
+    points = np.asarray(points, np.float64)
+    line = max(1, round(face_width / 160))
+    dot = max(1, round(face_width / 100))
+    for color, chains in OUTLINES:
+        for chain, closed in chains:
+            curve = np.round(points[list(chain)] * 16).astype(np.int32)  # 4 fractional bits
+            cv2.polylines(canvas, [curve], closed, color, line, cv2.LINE_AA, shift=4)
+            for px, py in curve:
+                cv2.circle(canvas, (int(px), int(py)), dot * 16, color, cv2.FILLED, cv2.LINE_AA, shift=4)
+
+
 def draw_results(rgb: np.ndarray, results, show_scores: bool = True, show_ids: bool = False,
                  emoji: bool = False) -> np.ndarray:
     """A copy of ``rgb`` (uint8 H, W, 3) with each result's box and "label NN%" drawn.
@@ -65,6 +81,8 @@ def draw_results(rgb: np.ndarray, results, show_scores: bool = True, show_ids: b
         x, y, w, h = (int(v) for v in result.box)
         color = label_color(result.label)
         cv2.rectangle(canvas, (x, y), (x + w, y + h), color, thickness, cv2.LINE_AA)
+        if getattr(result, "keypoints", None) is not None:
+            draw_keypoints(canvas, result.keypoints, w)
         text = caption(result, show_scores, show_ids)
         # Text height tracks the face size too, within bounds of the image size.
         scale = float(np.clip(w / 220, side / 1400, side / 350))

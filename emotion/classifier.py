@@ -91,8 +91,8 @@ def read_card(model_path: str | Path) -> dict:
     return card if isinstance(card, dict) else {}
 
 
-def compiled_forward(model):
-    """A compiled inference function of ``model``: float32 (N, 48, 48, 1) -> (N, 7).
+def compiled_forward(model, shape: tuple = (FACE_SIZE, FACE_SIZE, 1)):
+    """A compiled inference function of ``model``: float32 (N, *shape) -> its output.
 
     ``model.predict`` builds a data pipeline and callbacks on every call (~50 ms);
     the hot path calls a traced graph directly instead, one trace for any batch size.
@@ -103,7 +103,7 @@ def compiled_forward(model):
     if backend == "tensorflow":
         import tensorflow as tf
 
-        spec = tf.TensorSpec((None, FACE_SIZE, FACE_SIZE, 1), tf.float32)
+        spec = tf.TensorSpec((None, *shape), tf.float32)
         @tf.function(input_signature=[spec], autograph=False)  # a plain call: nothing to convert
         def forward(x):
             return model(x, training=False)

@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="with --annotate: cover each face with its emotion's emoji")
     predict.add_argument("--model", help="a .keras model (default: the shipped one)")
     predict.add_argument("--detector", help="a YuNet .onnx face detector of your own (default: the built-in BlazeFace)")
+    predict.add_argument("--keypoints", action="store_true",
+                         help="add each face's 68 landmarks (x, y in the photo's pixels) to the JSON and drawings")
 
     evaluate = commands.add_parser("evaluate", help="score a model on a FER2013 split")
     evaluate.add_argument("--data", required=True, help="FER2013 CSV (.csv or .csv.gz) or image folders")
@@ -149,6 +151,10 @@ def _predict(args) -> int:
         raise InputError("--emoji draws on the annotated copies: give --annotate OUT_DIR too")
     detector = make_detector("yunet", args.detector) if args.detector else make_detector()
     recognizer = EmotionRecognizer(EmotionClassifier.load(args.model), detector)
+    if args.keypoints:
+        from .keypoints import KeypointModel, with_keypoints
+
+        landmarks = KeypointModel.load()
     out_dir = Path(args.annotate) if args.annotate else None
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -161,6 +167,8 @@ def _predict(args) -> int:
             failed += 1
             continue
         results = recognizer.analyze_rgb(rgb)
+        if args.keypoints:
+            results = with_keypoints(landmarks, rgb, results)
         report.append(photo_report(photo, results))
         if out_dir:
             target = out_dir / f"{Path(photo).stem}-annotated.png"

@@ -31,11 +31,14 @@ class FaceResult:
     score: float                    # its probability
     probs: dict[str, float]         # all seven, in LABELS order
     track_id: int | None = None     # the id of a face followed from frame to frame
+    keypoints: np.ndarray | None = None  # (68, 2) x, y landmarks in the image's pixels, when asked for
 
     def to_dict(self) -> dict:
         data = {"box": [int(v) for v in self.box], "label": self.label,
                 "score": round(float(self.score), 4),
                 "probs": {k: round(float(v), 4) for k, v in self.probs.items()}}
+        if self.keypoints is not None:
+            data["keypoints"] = [[round(float(x), 1), round(float(y), 1)] for x, y in self.keypoints]
         return data if self.track_id is None else {"id": self.track_id, **data}
 
 
