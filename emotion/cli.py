@@ -131,7 +131,7 @@ def _parser() -> argparse.ArgumentParser:
 
     video = commands.add_parser("video", help="analyse a video file: the annotated video and a per-frame CSV")
     video.add_argument("input", metavar="IN", help="the video file (MP4, WebM, MOV, AVI, ...)")
-    video.add_argument("--out", help="write the annotated video here (.mp4, .webm, .mkv, .mov or .avi)")
+    video.add_argument("--out", help="write the annotated video here (.mp4, .webm, .mkv or .mov)")
     video.add_argument("--csv", help="write one row per frame and face here")
     video.add_argument("--every", type=int, default=1, metavar="K",
                        help="analyse every K-th frame (the others show the faces found last); default 1")
@@ -327,13 +327,14 @@ def _dataset(args) -> int:
 
 def _video(args) -> int:
     from .classifier import EmotionClassifier
-    from .video import TerminalProgress, analyse_video, probe
+    from .video import TerminalProgress, analyse_video, check_output, check_video
 
     if not args.out and not args.csv:
         raise InputError("say what to write: --out VIDEO, --csv TABLE, or both")
     if args.every < 1:
         raise InputError("--every must be at least 1")
-    info = probe(args.input)  # a bad video is reported before the model loads
+    check_output(args.out)
+    info = check_video(args.input)  # a bad video is reported before the model loads
     classifier = EmotionClassifier.load(args.model)
     bar = TerminalProgress(sys.stderr)
     try:

@@ -22,7 +22,7 @@ import io
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterator
@@ -138,6 +138,43 @@ def probe(source) -> VideoInfo:
         container.close()
 
 
+def check_video(source) -> VideoInfo:
+    """:func:`probe`, then the file's packets counted (read, not decoded: a fraction of a second
+    for a long video), so that a video with no frame or cut short is refused before any work.
+    ``frames`` is then the count found where the file does not state one. Raises VideoError."""
+    import av
+
+    name = _name(source)
+    container, stream = _open(source)
+    try:
+        info = _info(container, stream)
+        packets = 0
+        try:
+            for packet in container.demux(stream):
+                packets += bool(packet.size)
+        except av.FFmpegError as error:
+            raise VideoError(f"{name}: damaged or cut short after {packets} frames ({_av_reason(error)})") from None
+    finally:
+        container.close()
+    if hasattr(source, "seek"):
+        source.seek(0)
+    if packets == 0:
+        raise VideoError(f"{name}: the video has no frames")
+    if info.frames and packets < 0.9 * info.frames:
+        raise VideoError(f"{name}: cut short: {packets} of its {info.frames} frames are in the file")
+    return info if info.frames else replace(info, frames=packets)
+
+
+def check_output(target, fallback: str = ".mp4") -> str:
+    """The extension of the video to write (``fallback`` for a file object); VideoError for
+    one that cannot be written."""
+    extension = _extension(target, fallback)
+    if extension not in FORMATS:
+        raise VideoError(f"{_name(target)}: cannot write {extension or 'a file without extension'} video; "
+                         f"choose one of {', '.join(FORMATS)}")
+    return extension
+
+
 def read_frames(source, every: int = 1) -> Iterator[VideoFrame]:
     """Every ``every``-th frame of the video (the first included), decoded one at a time.
 
@@ -237,7 +274,7 @@ class VideoSummary:
 FORMATS = {
     ".mp4": ("mp4", "libx264", "yuv420p"), ".m4v": ("mp4", "libx264", "yuv420p"),
     ".mov": ("mov", "libx264", "yuv420p"), ".mkv": ("matroska", "libx264", "yuv420p"),
-    ".webm": ("webm", "libvpx-vp9", "yuv420p"), ".avi": ("avi", "mpeg4", "yuv420p"),
+    ".webm": ("webm", "libvpx-vp9", "yuv420p"),
 }
 TIME_BASE = Fraction(1, 90000)  # the output's clock: each frame keeps the time it had in the input
 
@@ -262,6 +299,8 @@ class _VideoWriter:
         self.stream.codec_context.time_base = TIME_BASE
         if codec == "libx264":
             self.stream.options = {"preset": "veryfast", "crf": "23"}
+        else:  # VP9's defaults are many times slower than the analysis itself
+            self.stream.options = {"deadline": "realtime", "cpu-used": "8", "row-mt": "1", "crf": "32", "b": "0"}
         self._last_pts = -1
         self._frame_period = 1 / float(rate)
         self.frames = 0
@@ -311,24 +350,17 @@ def analyse_video(source, out=None, csv_out=None, *, classifier=None, detector=N
     ``detect_every`` analysed frames, optical flow follows the faces in between (fixed,
     unlike the webcam's time budget, so that a file gives the same result on any computer).
     ``progress`` is called with a :class:`VideoProgress` at most every ``progress_every_s``
-    seconds, and once at the end. Raises VideoError for a bad video.
+    seconds, and once at the end. Raises VideoError for a bad video (checked with
+    :func:`check_video` before anything is written) or output format.
     """
     from .common import write_atomically
 
     if every < 1:
         raise VideoError(f"every must be at least 1 (got {every})")
-    if isinstance(out, (str, os.PathLike)) and _extension(out) not in FORMATS:
-        raise VideoError(f"{Path(out).name}: cannot write {_extension(out) or 'a file without extension'} "
-                         f"video; choose one of {', '.join(FORMATS)}")
+    extension = check_output(out, out_format)
     if isinstance(source, (bytes, bytearray, memoryview)):
-        source = io.BytesIO(source)  # read twice (probe, then frames): one view of the bytes
-    info = probe(source)
-    if hasattr(source, "seek"):
-        source.seek(0)
-    extension = _extension(out, out_format)
-    if extension not in FORMATS:
-        raise VideoError(f"{_name(out) if out is not None else 'the output'}: cannot write "
-                         f"{extension or 'a file without extension'} video; choose one of {', '.join(FORMATS)}")
+        source = io.BytesIO(source)  # read twice (checked, then decoded): one view of the bytes
+    info = check_video(source)
     summary = []
 
     def run(video_target, csv_target):
