@@ -74,7 +74,7 @@ def open_capture(browser, server, dataset: Path, width: int = 1280, theme: str =
     field = page.get_by_label("Dataset", exact=True)
     field.fill(str(dataset))
     field.press("Enter")
-    page.get_by_text("Images go to").wait_for()
+    page.locator("code", has_text=f"{dataset}/happy/").wait_for()  # the typed dataset is taken
     page.wait_for_function(IDLE_JS)
     return context, page
 
