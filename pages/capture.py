@@ -27,7 +27,7 @@ from emotion.capture import (MAX_COUNT, CaptureError, CaptureFeed, Capturer, che
                              label_counts)
 from emotion.dataset import FORMATS, DatasetCreationError, create_dataset, labels_file
 from pages import _access, _common
-from pages._webrtc import webrtc
+from pages._webrtc import ice_servers, webrtc
 
 _common.through_app()  # a first visit to this page on a fresh server goes through app.py
 
@@ -244,7 +244,9 @@ with settings:
         st.caption(f"Images go to `{shown(dataset / label)}/`.")
 
 with camera:
-    servers = []  # no STUN/TURN: on localhost none is needed, and nothing outside is contacted
+    servers, ice_problem = ice_servers()  # none by default: nothing outside is contacted
+    if ice_problem:
+        st.warning(ice_problem, icon=":material/warning:")
     try:
         with feed().streamer_lock:
             context = webrtc().webrtc_streamer(

@@ -32,7 +32,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import os
 import time
 
 import altair as alt
@@ -43,11 +42,10 @@ import emotion
 from emotion import LABELS
 from emotion.live import LiveSession, LiveSettings, frame_labels
 from pages import _common, _voice
-from pages._webrtc import webrtc
+from pages._webrtc import ice_servers, webrtc
 
 _common.through_app()  # a first visit to this page on a fresh server goes through app.py
 
-ICE_ENV = "FACEMOOD_ICE_SERVERS"
 NO_VIDEO_AFTER_S = 15  # after this long without a frame, say that the connection failed
 REFRESH_S = 1.0        # how often the numbers beside the video are redrawn
 VOICE_POLL_S = 0.2     # how often the loop looks for a finished voice clip to play
@@ -143,43 +141,6 @@ def _stream_changed() -> None:
 
 def _use_snapshots() -> None:
     st.session_state["webcam_snapshot_mode"] = True
-
-
-def ice_servers(secrets=None, environ=None) -> tuple[list[dict], str | None]:
-    """The ICE (STUN/TURN) servers to use, and a problem to show, if any.
-
-    ``st.secrets["ice_servers"]`` first, then ``$FACEMOOD_ICE_SERVERS`` (JSON); a list of
-    ``{"urls": ..., "username": ..., "credential": ...}``. None by default: on localhost
-    WebRTC needs no server, and nothing outside is contacted.
-    """
-    environ = os.environ if environ is None else environ
-    source, value = None, None
-    try:
-        secrets = st.secrets if secrets is None else secrets
-        if "ice_servers" in secrets:
-            source, value = "the ice_servers secret", secrets["ice_servers"]
-    except Exception:  # noqa: BLE001 - no or unreadable secrets file: not configured there
-        pass
-    if source is None and environ.get(ICE_ENV, "").strip():
-        source = f"${ICE_ENV}"
-        try:
-            value = json.loads(environ[ICE_ENV])
-        except ValueError as error:
-            return [], f"{source} is not valid JSON ({error}); no ICE servers are used."
-    if source is None:
-        return [], None
-    if isinstance(value, dict) and "urls" in value:
-        value = [value]
-    try:
-        servers = [{key: (list(v) if key == "urls" and not isinstance(v, str) else v)
-                    for key, v in dict(server).items() if key in ("urls", "username", "credential")}
-                   for server in value]
-    except (TypeError, ValueError):
-        servers = []
-    if not servers or not all(server.get("urls") for server in servers):
-        return [], (f"{source} should be a list of {{\"urls\": ..., \"username\": ..., \"credential\": ...}}; "
-                    "no ICE servers are used.")
-    return servers, None
 
 
 def history_chart(history) -> alt.Chart:
