@@ -227,7 +227,8 @@ def video_faces_figure(rows, max_faces: int = 6, style: str = "paper") -> Figure
     faces = rows.dropna(subset=["face_id"])
     counts = faces["face_id"].value_counts()
     ids = sorted(counts.index[:max_faces].astype(int))
-    figure = _figure(9, 0.6 + 1.7 * max(len(ids), 1))
+    # Narrow, with large type: on a phone the picture is shrunk to the screen's width.
+    figure = _figure(6.4, 0.9 + 1.8 * max(len(ids), 1))
     if not ids:
         ax = figure.subplots()
         ax.text(0.5, 0.5, "no face was found in the video", ha="center", va="center", transform=ax.transAxes)
@@ -245,11 +246,12 @@ def video_faces_figure(rows, max_faces: int = 6, style: str = "paper") -> Figure
         ax.set_ylim(0, 1)
         ax.set_xlim(0, max(end, 1e-3))
         ax.yaxis.set_major_formatter(lambda value, _: f"{value:.0%}")
-        ax.set_ylabel(f"face #{face_id}")
+        ax.set_ylabel(f"face #{face_id}", fontsize=11)
+        ax.tick_params(labelsize=10)
         ax.grid(alpha=0.3)
-    axes[-1].set_xlabel("seconds")
-    figure.legend(*axes[0].get_legend_handles_labels(), loc="outside upper center", ncols=len(LABELS),
-                  fontsize=8, frameon=False)
+    axes[-1].set_xlabel("seconds", fontsize=11)
+    figure.legend(*axes[0].get_legend_handles_labels(), loc="outside upper center", ncols=4,
+                  fontsize=10, frameon=False)
     return _restyle(figure, style)
 
 

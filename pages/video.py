@@ -37,7 +37,8 @@ def analyse(upload, settings: LiveSettings, every: int, classifier, bar) -> dict
 def show(result: dict) -> None:
     summary, name = result["summary"], result["name"]
     stem = Path(name).stem or "video"
-    seconds = f"{format_seconds(summary.frames / summary.fps)}, " if summary.fps else ""
+    length = summary.frames / summary.fps if summary.fps else None
+    seconds = "" if length is None else f"{length:.1f} s, " if length < 60 else f"{format_seconds(length)}, "
     st.markdown(f"**{name}**: {summary.frames} frames ({seconds}{summary.width}×{summary.height}), "
                 f"{summary.faces} face{'s' if summary.faces != 1 else ''} followed; analysed at "
                 f"{summary.frames_per_second:.0f} frames per second.")
