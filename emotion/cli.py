@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--detector", help="a YuNet .onnx face detector of your own (default: the built-in BlazeFace)")
     predict.add_argument("--keypoints", action="store_true",
                          help="add each face's 68 landmarks (x, y in the photo's pixels) to the JSON and drawings")
+    predict.add_argument("--align", action="store_true",
+                         help="turn each face level by its eye landmarks before reading its emotion "
+                              "(implies --keypoints)")
 
     evaluate = commands.add_parser("evaluate", help="score a model on a FER2013 split")
     evaluate.add_argument("--data", required=True, help="FER2013 CSV (.csv or .csv.gz) or image folders")
@@ -151,8 +154,8 @@ def _predict(args) -> int:
         raise InputError("--emoji draws on the annotated copies: give --annotate OUT_DIR too")
     detector = make_detector("yunet", args.detector) if args.detector else make_detector()
     recognizer = EmotionRecognizer(EmotionClassifier.load(args.model), detector)
-    if args.keypoints:
-        from .keypoints import KeypointModel, with_keypoints
+    if args.keypoints or args.align:
+        from .keypoints import KeypointModel, analyze_aligned, with_keypoints
 
         landmarks = KeypointModel.load()
     out_dir = Path(args.annotate) if args.annotate else None
@@ -166,8 +169,11 @@ def _predict(args) -> int:
             print(f"error: {error}", file=sys.stderr)
             failed += 1
             continue
-        results = recognizer.analyze_rgb(rgb)
-        if args.keypoints:
+        if args.align:
+            results = analyze_aligned(recognizer, landmarks, rgb)
+        else:
+            results = recognizer.analyze_rgb(rgb)
+        if args.keypoints and not args.align:
             results = with_keypoints(landmarks, rgb, results)
         report.append(photo_report(photo, results))
         if out_dir:

@@ -35,11 +35,13 @@ import numpy as np
 
 from .classifier import ModelError, models_dir, read_card
 from .common import one_line
+from .labels import LABELS
 
 CROP = 96          # the model's input side, in pixels
 POINTS = 68
 DATA_PATH = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "keypoints" / "keypoints96.npz"
 DEFAULT_MODEL_NAME = "facemood-keypoints.keras"
+SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "models" / DEFAULT_MODEL_NAME
 GROUPS = {"jaw": range(0, 17), "brows": range(17, 27), "nose": range(27, 36),
           "eyes": range(36, 48), "mouth": range(48, 68)}
 OUTER_EYE_CORNERS = (36, 45)  # the NME's normaliser, as in 300-W
@@ -449,7 +451,10 @@ def train_keypoints(config: KeypointConfig, out_path: str | Path, data_path: str
 # --------------------------------------------------------------------- inference
 
 def default_keypoint_model_path() -> Path:
-    return models_dir() / DEFAULT_MODEL_NAME
+    """The keypoint model the app uses: the models folder's (``$FACEMOOD_MODELS_DIR``), else
+    the one shipped with the project."""
+    chosen = models_dir() / DEFAULT_MODEL_NAME
+    return chosen if chosen.is_file() else SHIPPED_MODEL
 
 
 def crop_squares(boxes: np.ndarray, frame=DETECTOR_FRAME, margin: float = MARGIN) -> np.ndarray:
@@ -593,7 +598,11 @@ def keypoint_models(folder: str | Path | None = None) -> list[Path]:
     """The keypoint models (cards of ``kind`` keypoints) in the models folder, newest first."""
     folder = Path(folder) if folder else models_dir()
     found = [p for p in folder.glob("*.keras") if read_card(p).get("kind") == "keypoints"]
-    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+    found = sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+    shipped = SHIPPED_MODEL if SHIPPED_MODEL.is_file() else None
+    if shipped and not any(p.resolve() == shipped.resolve() for p in found):
+        found.append(shipped)  # the models folder was moved ($FACEMOOD_MODELS_DIR): the shipped one too
+    return found
 
 
 class KeypointJob:
@@ -675,6 +684,65 @@ def start_job(out_path: str | Path, epochs: int, run_dir: str | Path, owner: str
     return _JOB[-1]
 
 
+# ----------------------------------------------------------------------- alignment
+
+# Where the eyes sit in the emotion model's usual 48x48 crop (the pipeline's, from the detector
+# box), as fractions of its side: the midpoint of the eye centres (x, y) and their distance.
+# Medians over FER2013 PublicTest faces found by the built-in detector (bench/bench_alignment.py).
+ALIGN_EYES = (0.507, 0.405, 0.356)
+
+
+def eye_centres(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 2) centres of the subject's right eye (left in the picture) and left eye."""
+    points = np.asarray(points, np.float64)
+    return points[:, list(LEFT_EYE)].mean(axis=1), points[:, list(RIGHT_EYE)].mean(axis=1)
+
+
+def aligned_crops(grey: np.ndarray, points: np.ndarray, size: int = 48, eyes=ALIGN_EYES) -> np.ndarray:
+    """uint8 (N, size, size) face crops turned and scaled so that the eyes are level, at the
+    place and distance apart they have in the usual crop (``eyes``)."""
+    first, second = eye_centres(points)
+    crops = np.empty((len(first), size, size), np.uint8)
+    for i, (a, b) in enumerate(zip(first, second)):
+        angle = math.degrees(math.atan2(b[1] - a[1], b[0] - a[0]))
+        scale = eyes[2] * size / max(float(np.hypot(*(b - a))), 1e-6)
+        middle = (a + b) / 2
+        matrix = cv2.getRotationMatrix2D((float(middle[0]), float(middle[1])), angle, scale)
+        matrix[:, 2] += (eyes[0] * size - middle[0], eyes[1] * size - middle[1])
+        source = grey
+        if scale < 0.5:  # a large face: blur before the warp, as shrinking by area would, against aliasing
+            sigma = 0.5 / scale
+            x0, y0 = np.maximum(middle - 1.2 * size / scale, 0).astype(int)
+            x1, y1 = (middle + 1.2 * size / scale).astype(int)
+            source = grey.copy()
+            region = source[y0:y1, x0:x1]
+            if region.size:
+                source[y0:y1, x0:x1] = cv2.GaussianBlur(region, (0, 0), sigma)
+        crops[i] = cv2.warpAffine(source, matrix, (size, size), flags=cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_REPLICATE)
+    return crops
+
+
+def analyze_aligned(recognizer, landmarks: "KeypointModel", rgb: np.ndarray) -> list:
+    """The photo pipeline with each face aligned by its eye landmarks before the emotion model
+    (``predict --align``): faces found as :func:`emotion.pipeline.analyze_rgb` finds them, their
+    landmarks in one batch, then the aligned crops in one batch. Results carry the landmarks."""
+    from dataclasses import replace
+
+    from .pipeline import detect_faces, reading_order, smallest_face_px, to_results
+
+    boxes = detect_faces(recognizer.detector, rgb,
+                         smallest_face_px(rgb.shape, recognizer.min_face, recognizer.min_face_px))
+    if len(boxes) == 0:
+        return []
+    boxes = reading_order(np.round(boxes))
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    points = landmarks.locate(grey, boxes)
+    probs = recognizer.classifier.predict_proba(aligned_crops(grey, points))
+    results = to_results(boxes, probs, names=getattr(recognizer.classifier, "labels", LABELS))
+    return [replace(r, keypoints=p) for r, p in zip(results, points)]
+
+
 # ------------------------------------------------------------ detector framing
 
 def measure_detector_frame(detector, data: KeypointData, upscale: int = 3) -> dict:
@@ -710,7 +778,7 @@ def main(argv: list[str] | None = None) -> int:
                                      description="train or measure the facial keypoint model")
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train the keypoint model and save it with its card")
-    train.add_argument("--out", default=str(default_keypoint_model_path()))
+    train.add_argument("--out", default=str(models_dir() / DEFAULT_MODEL_NAME))
     train.add_argument("--data", default=str(DATA_PATH))
     train.add_argument("--epochs", type=int, default=KeypointConfig.epochs)
     train.add_argument("--batch-size", type=int, default=KeypointConfig.batch_size)

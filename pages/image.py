@@ -24,14 +24,19 @@ EMOJI_ON = "emoji"
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def analyze_photo(data: bytes, name: str, settings: tuple, _recognizer) -> tuple[list, bytes]:
-    """Faces found in a photo's bytes and the annotated photo as PNG, cached per photo and settings.
+def analyze_photo(data: bytes, name: str, settings: tuple, _recognizer, keypoints: bool = False) -> tuple[list, bytes]:
+    """Faces found in a photo's bytes and the annotated photo as PNG, cached per photo and settings;
+    with ``keypoints``, each face's 68 landmarks too (found, drawn and in the results).
 
     Raises ``emotion.ImageError`` (one line for the user) for a file that is not a usable image.
     """
     rgb = emotion.load_image(data, name=name)
     with _common.ANALYSIS_LOCK:
         results = _recognizer.analyze_rgb(rgb)
+        if keypoints:
+            from emotion.keypoints import shared_model, with_keypoints
+
+            results = with_keypoints(shared_model(), rgb, results)
     buffer = io.BytesIO()
     # The emoji overlay is the last item of ``settings`` when on (a cache key like the rest).
     emoji = settings[-1:] == (EMOJI_ON,)
@@ -45,7 +50,10 @@ def results_frame(results) -> pd.DataFrame:
              "x": r.box[0], "y": r.box[1], "w": r.box[2], "h": r.box[3],
              **{label: round(r.probs[label], 4) for label in labels_of(results)}}
             for i, r in enumerate(results, start=1)]
-    return pd.DataFrame(rows, columns=["face", "label", "score", "x", "y", "w", "h", *labels_of(results)])
+    frame = pd.DataFrame(rows, columns=["face", "label", "score", "x", "y", "w", "h", *labels_of(results)])
+    if any(r.keypoints is not None for r in results):  # 68 [x, y] pairs a face, as in the JSON
+        frame["keypoints"] = [json.dumps(r.to_dict().get("keypoints")) for r in results]
+    return frame
 
 
 def labels_of(results) -> list[str]:
@@ -60,7 +68,7 @@ def results_json(name: str, results) -> str:
 def shown_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """The results table as the page shows it: probabilities in whole percent (0-100), so
     that all fourteen columns fit the width of a laptop screen; the downloads keep 0-1."""
-    shown = frame.copy()
+    shown = frame.drop(columns=["keypoints"], errors="ignore")  # 136 numbers: in the downloads only
     for column in ("score", *[c for c in shown.columns if c not in ("face", "label", "x", "y", "w", "h")]):
         shown[column] = (shown[column] * 100).round().astype(int)
     return shown
@@ -69,11 +77,11 @@ def shown_frame(frame: pd.DataFrame) -> pd.DataFrame:
 PERCENT = st.column_config.NumberColumn(format="%d%%", width=None)
 
 
-def show_photo(index: int, name: str, data: bytes, recognizer, settings: tuple):
+def show_photo(index: int, name: str, data: bytes, recognizer, settings: tuple, keypoints: bool = False):
     """Analyse one photo and show it; the results, or None if it could not be used."""
     st.subheader(name)
     try:
-        results, png = analyze_photo(data, name, settings, recognizer)
+        results, png = analyze_photo(data, name, settings, recognizer, keypoints)
     except emotion.ImageError as error:
         st.error(str(error), icon=":material/broken_image:")
         return None
@@ -139,12 +147,23 @@ with st.sidebar:
                          "never looked for: too small to read an emotion from.")
     st.toggle("Emoji overlay", key="image_emoji",
               help="Cover each face with its emotion's emoji (drawn by the app), in the picture and its PNG.")
+    show_keypoints = st.toggle("Show facial keypoints", key="image_keypoints",
+                               help="68 landmarks on every face (jaw, brows, nose, eyes, mouth), drawn and "
+                                    "added to the CSV and JSON downloads.")
 
 if use_yunet and not yunet_path:
     st.sidebar.info("Enter the path of a YuNet .onnx file; the built-in detector is used meanwhile.")
 recognizer, settings = _common.load_recognizer("yunet" if yunet_path else "builtin", yunet_path, min_face / 100)
 if settings is not None and st.session_state.get("image_emoji"):
     settings = settings + (EMOJI_ON,)
+if show_keypoints:
+    try:
+        from emotion.keypoints import shared_model
+
+        shared_model()
+    except Exception as error:  # noqa: BLE001 - one line, and the photos still show
+        st.sidebar.warning(f"Facial keypoints are unavailable: {_common.one_line(error)}")
+        show_keypoints = False
 
 uploads = st.file_uploader("Photos", type=list(_common.PHOTO_TYPES), accept_multiple_files=True,
                            key="photos", help="JPEG, PNG, WebP or BMP; several at once if you like.")
@@ -183,7 +202,7 @@ if recognizer is not None:
             status.progress(done / len(new), text=f"Finding the faces and reading their emotions: {name} "
                                                   f"(photo {done + 1} of {len(new)})…")
         with st.container(border=True):
-            results = show_photo(index, name, data, recognizer, settings)
+            results = show_photo(index, name, data, recognizer, settings, show_keypoints)
         seen.add(key)
         if results is not None:
             analysed.append((name, results))

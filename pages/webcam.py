@@ -263,7 +263,11 @@ with st.sidebar:
                          help="Show the picture as a mirror does, as most video calls do.")
     emoji = st.toggle("Emoji overlay", key="webcam_emoji",
                       help="Cover each face with its emotion's emoji (drawn by the app); it follows the face.")
-settings = LiveSettings(min_face=min_face / 100, smoothing=smoothing, show_probs=show_probs, mirror=mirror)
+    show_keypoints = st.toggle("Show facial keypoints", key="webcam_keypoints",
+                               help="68 landmarks on every face (jaw, brows, nose, eyes, mouth); "
+                                    "a little more work per frame while on.")
+settings = LiveSettings(min_face=min_face / 100, smoothing=smoothing, show_probs=show_probs, mirror=mirror,
+                        keypoints=show_keypoints)
 settings = dataclasses.replace(settings, emoji=emoji)  # reaches the video thread with the rest
 voice = _voice.voice_settings()
 
@@ -277,7 +281,11 @@ if session is None or session.classifier is not classifier:  # first visit, or a
         session = st.session_state["webcam_session"] = LiveSession(classifier, settings)
 # This script run now shows the session: a run before it that still loops stops at once.
 view = session.claim()
-session.configure(**dataclasses.asdict(settings))
+try:
+    session.configure(**dataclasses.asdict(settings))
+except Exception as error:  # noqa: BLE001 - the keypoint model: one line, and the video goes on without
+    st.sidebar.warning(f"Facial keypoints are unavailable: {_common.one_line(error)}")
+    session.configure(**dataclasses.asdict(dataclasses.replace(settings, keypoints=False)))
 # The video thread tells the announcer what each frame shows; it speaks when that changes and holds.
 session.listener = _voice.announcer(voice).observe if voice.enabled else None
 
