@@ -289,28 +289,15 @@ class Capturer:
 
 def video_frames(path: str | os.PathLike):
     """(seconds, RGB frame) of a video file, one at a time (never the whole video in memory),
-    read with PyAV; a file that is not a readable video raises CaptureError in one line."""
-    import av
+    read by ``emotion.video.read_frames``; a file that is not a readable video raises
+    CaptureError in one line."""
+    from .video import VideoError, read_frames
 
-    path = Path(path)
-    if not path.is_file():
-        raise CaptureError(f"{path}: no such video file")
     try:
-        container = av.open(str(path))
-    except Exception as error:  # noqa: BLE001 - av raises many kinds; all mean "not a video"
-        raise CaptureError(f"{path} is not a readable video ({one_line(error, 160)})") from None
-    with container:
-        if not container.streams.video:
-            raise CaptureError(f"{path} has no video stream")
-        stream = container.streams.video[0]
-        rate = float(stream.average_rate or 30)
-        try:
-            for index, frame in enumerate(container.decode(stream)):
-                seconds = float(frame.time) if frame.time is not None else index / rate
-                yield seconds, frame.to_ndarray(format="rgb24")
-        except av.error.FFmpegError as error:
-            raise CaptureError(f"{path}: the video is damaged and could not be read to its end "
-                               f"({one_line(error, 160)})") from None
+        for frame in read_frames(path):
+            yield frame.time_s, frame.rgb
+    except VideoError as error:
+        raise CaptureError(one_line(error)) from None
 
 
 def camera_frames(index: int = 0):
