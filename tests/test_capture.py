@@ -281,6 +281,10 @@ class FakeStreamer:
 @pytest.fixture
 def page(monkeypatch, tmp_path):
     """The Capture page in AppTest, its data folders in ``tmp_path`` (allowed; datasets/ too)."""
+    return capture_page(monkeypatch, tmp_path)
+
+
+def capture_page(monkeypatch, tmp_path):
     from streamlit.testing.v1 import AppTest
 
     if str(ROOT) not in sys.path:
@@ -403,3 +407,13 @@ def test_page_counts_deletes_with_confirmation_and_creates_a_set(page, tmp_path,
     assert len(list((out / "train" / "happy").glob("*.png"))) == 5 and len(list((out / "test" / "happy").glob("*.png"))) == 1
     assert any("5 faces to train on, 1 to test on" in s.value for s in at.success)
     assert any("'happy' has only 6 images" in w.value for w in at.warning)
+
+
+def test_page_uses_the_configured_ice_servers(monkeypatch, tmp_path):
+    """The Capture page's camera goes through the same STUN/TURN settings as the Webcam page's."""
+    import json
+
+    servers = [{"urls": "stun:stun.example.org:3478"}]
+    monkeypatch.setenv("FACEMOOD_ICE_SERVERS", json.dumps(servers))
+    at = capture_page(monkeypatch, tmp_path)
+    assert at.streamer.calls[-1]["rtc_configuration"] == {"iceServers": servers}
