@@ -454,7 +454,7 @@ def _extra_drawing(settings) -> dict:
 
 def _progress(done: int, total: int | None, elapsed: float) -> VideoProgress:
     left = None
-    if total and done:
+    if total and done >= 5 and elapsed >= 1.0:  # the first frames pay for warming up: no guess yet
         left = max(0.0, elapsed / done * (total - done))
     # A file that states too few frames: the count so far is the least it has.
     return VideoProgress(done, max(total, done) if total else None, elapsed, left)
