@@ -74,14 +74,23 @@ def worker(video: str, out: str, csv_path: str, every: int) -> dict:
 
     classifier = EmotionClassifier.load()
     samples: list[tuple[int, int]] = []  # (frames done, resident bytes)
+    # A long run can be followed (and read if stopped): a line every 20 s beside the output.
+    trace = open(f"{out}.progress.jsonl", "w", buffering=1)
+    traced = [0.0]
 
     def progress(step):
         samples.append((step.done, rss_bytes()))
+        if step.elapsed_s - traced[0] >= 20 or step.done == step.total:
+            traced[0] = step.elapsed_s
+            trace.write(json.dumps({"done": step.done, "total": step.total, "seconds": round(step.elapsed_s, 1),
+                                    "cpu_seconds": round(time.process_time() - cpu, 1),
+                                    "rss_mb": round(samples[-1][1] / 2**20)}) + "\n")
 
     began, cpu = time.perf_counter(), time.process_time()
     summary = analyse_video(video, out, csv_path, classifier=classifier, every=every, progress=progress,
                             progress_every_s=0.5)
     seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
+    trace.close()
     first = samples[0][1]
     # The most it had held by the end of each tenth of the frames: flat once warmed up.
     tenths = [max((r for done, r in samples if done <= summary.frames * k / 10), default=first)
