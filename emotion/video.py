@@ -3,8 +3,9 @@ the annotated video and a CSV of every frame's faces.
 
 * :func:`probe` says what a file holds (frames when the file says, frame rate, duration, size);
   :func:`read_frames` decodes it one frame at a time (PyAV), so a long video is never held in
-  memory. A file that is not a video, is cut short, has no video stream or no frame raises
-  :class:`VideoError` with a one-line message.
+  memory; :func:`check_video` also counts its packets (no decoding), to refuse a file cut
+  short before any work. A file that is not a video, is cut short, has no video stream or no
+  frame raises :class:`VideoError` with a one-line message.
 * :func:`frame_rows` turns one analysed frame into CSV rows (``COLUMNS``): the one row format of
   every video and batch result.
 * :func:`analyse_video` runs :class:`emotion.live.LivePipeline` (detection, tracking and
@@ -29,7 +30,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .common import one_line
+from .common import one_line, write_atomically
 from .labels import LABELS
 
 COLUMNS = ("frame", "time_s", "face_id", "x", "y", "w", "h", "label", "score", *LABELS)
@@ -353,8 +354,6 @@ def analyse_video(source, out=None, csv_out=None, *, classifier=None, detector=N
     seconds, and once at the end. Raises VideoError for a bad video (checked with
     :func:`check_video` before anything is written) or output format.
     """
-    from .common import write_atomically
-
     if every < 1:
         raise VideoError(f"every must be at least 1 (got {every})")
     extension = check_output(out, out_format)
