@@ -69,7 +69,7 @@ def shown_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """The results table as the page shows it: probabilities in whole percent (0-100), so
     that all fourteen columns fit the width of a laptop screen; the downloads keep 0-1."""
     shown = frame.drop(columns=["keypoints"], errors="ignore")  # 136 numbers: in the downloads only
-    for column in ("score", *[c for c in shown.columns if c not in ("face", "label", "x", "y", "w", "h")]):
+    for column in ("score", *[c for c in shown.columns if c not in ("face", "label", "score", "x", "y", "w", "h")]):
         shown[column] = (shown[column] * 100).round().astype(int)
     return shown
 
