@@ -547,42 +547,118 @@ def _ray_runtime_env() -> dict:
     return {"env_vars": env}
 
 
-def connect_ray(address: str = "auto", num_cpus: int | None = None):
-    """Join the Ray cluster at ``address``, or with ``"auto"`` the one this machine is part of
-    (``RAY_ADDRESS``, or the last ``ray start``) or else a new local Ray instance."""
+class LocalRay:
+    """A Ray head on this machine for one batch (``ray start --head --block``), in a session of
+    its own: Ctrl-C in the terminal then reaches the batch alone, which stops cleanly, instead of
+    Ray's own processes (a Ray started inside the batch's process group dies with it, and the
+    batch hangs). :meth:`stop` ends it and everything it started."""
+
+    def __init__(self, num_cpus: int | None = None, timeout_s: float = 180.0):
+        import socket
+        import subprocess
+        import tempfile
+
+        from ray.util import get_node_ip_address
+
+        with socket.socket() as probe:
+            probe.bind(("", 0))
+            port = probe.getsockname()[1]
+        # The driver reaches the head at this machine's address as Ray sees it, never 127.0.0.1.
+        self.address = f"{get_node_ip_address()}:{port}"
+        self.log = tempfile.NamedTemporaryFile("w+", prefix="facemood-ray-", suffix=".log", delete=False)
+        command = [sys.executable, "-c", "from ray.scripts.scripts import main; main()", "start", "--head",
+                   "--block", f"--port={port}", "--include-dashboard=false",
+                   "--disable-usage-stats", *([f"--num-cpus={num_cpus}"] if num_cpus else [])]
+        env = {**os.environ, **_ray_runtime_env()["env_vars"]}
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, env=env,
+                                        start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        try:
+            while "Ray runtime started" not in Path(self.log.name).read_text(errors="replace"):
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    lines = Path(self.log.name).read_text(errors="replace").strip().splitlines()
+                    raise BatchError(f"a local Ray instance could not be started: "
+                                     f"{(lines or ['no output'])[-1][:200]}")
+                time.sleep(0.25)
+        except BaseException:  # Ctrl-C while it starts included: never leave a head behind
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+                self.process.wait(30)
+            except (ProcessLookupError, PermissionError):
+                pass
+            except Exception:  # noqa: BLE001 - a head that will not go is killed
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        self.log.close()
+        Path(self.log.name).unlink(missing_ok=True)
+
+
+def connect_ray(address: str = "auto", num_cpus: int | None = None) -> "LocalRay | None":
+    """Join the Ray cluster at ``address``; with ``"auto"``, the one ``RAY_ADDRESS`` names, or else
+    a new local Ray instance (returned, to be stopped by the caller; None when joining)."""
     import ray
 
     if ray.is_initialized():
-        return ray
-    options = dict(runtime_env=_ray_runtime_env(), log_to_driver=False, configure_logging=False)
+        return None
+    local = None
+    if address in (None, "", "auto"):
+        address = os.environ.get("RAY_ADDRESS") or None
+        if address is None:
+            local = LocalRay(num_cpus)
     try:
-        if address in (None, "", "auto"):
-            ray.init(num_cpus=num_cpus if not os.environ.get("RAY_ADDRESS") else None,
-                     include_dashboard=False, **options)
-        else:
-            ray.init(address=address, **options)
-    except (ConnectionError, ValueError, RuntimeError) as error:
-        raise BatchError(f"cannot reach the Ray cluster at {address}: {one_line(error)}") from None
-    return ray
+        # Our own head: found as "the cluster last started on this machine", the one way Ray's
+        # driver picks up the head's authentication token by itself.
+        ray.init(address=None if local else address, runtime_env=_ray_runtime_env(), log_to_driver=False,
+                 configure_logging=False)
+        if local and ray.get_runtime_context().gcs_address != local.address:
+            raise RuntimeError(f"joined {ray.get_runtime_context().gcs_address}, not the new {local.address}")
+    except BaseException as error:  # noqa: BLE001 - Ray raises many kinds for an unreachable cluster
+        if local:
+            local.stop()
+        if not isinstance(error, Exception):
+            raise
+        where = local.address if local else address
+        raise BatchError(f"cannot reach the Ray cluster at {where}: {one_line(error)}") from None
+    return local
 
 
 def _run_ray(todo, out, address, workers, model_path, every):
-    ray = connect_ray(address, num_cpus=workers)
+    import ray
+
+    joined = ray.is_initialized()
+    local = connect_ray(address, num_cpus=workers)
+    try:
+        return _ray_dataset(ray, todo, out, workers, model_path, every)
+    finally:
+        if not joined:
+            ray.shutdown()
+        if local:
+            local.stop()
+
+
+def _ray_dataset(ray, todo, out, workers, model_path, every):
     import ray.data
 
     actors = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
     # Only the paths travel through Ray; each actor reads its own files.
     items = ray.data.from_items([{"source": str(source)} for source in todo],
                                 override_num_blocks=max(1, min(len(todo), 10 * actors)))
-    rows = items.map_batches(FileAnalyzer, batch_size=1, batch_format="numpy", concurrency=actors,
-                             num_cpus=1, fn_constructor_kwargs={"model_path": str(model_path), "every": every,
-                                                                "threads": 1})
+    rows = items.map_batches(FileAnalyzer, batch_size=1, batch_format="numpy",
+                             compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1,
+                             fn_constructor_kwargs={"model_path": str(model_path), "every": every, "threads": 1})
     try:
         if out is None:
             import pyarrow as pa
 
             return pa.Table.from_pandas(rows.to_pandas(), schema=_schema(), preserve_index=False), False
-        rows.write_parquet(str(out))
+        # Writing takes no CPU of its own: with every CPU held by an actor, a write that waits for
+        # one would hold every finished file back until the end (and lose it to a Ctrl-C).
+        rows.write_parquet(str(out), ray_remote_args={"num_cpus": 0})
     except KeyboardInterrupt:
         return None, True
     return None, False
