@@ -15,6 +15,7 @@ from emotion import keypoints
 from emotion.access import check_name
 from emotion.classifier import models_dir, read_card
 from emotion.evaluation import file_key
+from emotion.jobs import runs_dir
 from pages import _access, _common
 
 REFRESH_S = 1.0
@@ -140,7 +141,7 @@ def train() -> None:
             name = check_name(name, suffix=".keras")
             if f"{name}.keras" == keypoints.DEFAULT_MODEL_NAME:
                 raise ValueError("that is the shipped keypoint model's name: choose another")
-            run_dir = models_dir().resolve().parent / "runs" / name
+            run_dir = runs_dir() / f"keypoints-{name}"
             keypoints.start_job(models_dir() / f"{name}.keras", int(epochs), run_dir,
                                 st.session_state.get("owner"))
         except Exception as error:  # noqa: BLE001 - one line, never a traceback

@@ -544,7 +544,10 @@ st.markdown("Look inside the trained models, or train a new one on FER2013 or on
             "this page and come back.")
 if "owner" not in st.session_state:
     st.session_state["owner"] = uuid.uuid4().hex
-inspect_tab, train_tab, keypoints_tab = st.tabs(["Inspect models", "Train a model", "Facial keypoints"])
+# Selecting a tab reruns the page, so that the keypoints tab (a second model, its data and
+# figures) is drawn only while it is open: the other tabs cost nothing more for it.
+inspect_tab, train_tab, keypoints_tab = st.tabs(["Inspect models", "Train a model", "Facial keypoints"],
+                                                key="training_tab", on_change="rerun")
 with inspect_tab:
     inspect_section()
 with train_tab:
@@ -552,8 +555,9 @@ with train_tab:
         train_section()
         st.divider()
         finetune_section(jobs.current_job() is not None and jobs.current_job().running)
-with keypoints_tab:
-    from pages import _keypoints
+if keypoints_tab.open:
+    with keypoints_tab:
+        from pages import _keypoints
 
-    _drawn_last.extend(_keypoints.section())
+        _drawn_last.extend(_keypoints.section())
 draw_the_rest()
