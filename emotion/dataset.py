@@ -137,6 +137,9 @@ def create_dataset(src: str | os.PathLike, out: str | os.PathLike, size: int = F
         raise DatasetCreationError("the test share must be at least 0 and below 1 (e.g. 0.2)")
     src, out = _check_paths(Path(src), Path(out), fmt)
 
+    if (src / "train").is_dir() and (src / "test").is_dir():
+        raise DatasetCreationError(f"{src} is a training set already (train/ and test/); give the folder of "
+                                   f"its <label>/ folders")
     folders = {}
     for folder in sorted(p for p in src.iterdir() if p.is_dir() and not p.name.startswith(".")):
         try:

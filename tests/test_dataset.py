@@ -150,6 +150,8 @@ def test_bad_input_is_refused_before_anything_is_written(source, detector, tmp_p
     (tmp_path / "empty").mkdir()
     (tmp_path / "badlabel" / "my photos").mkdir(parents=True)
     (tmp_path / "badlabel" / "my photos" / "a.png").write_bytes(b"")
+    made = tmp_path / "made"
+    create_dataset(source, made, detector=detector)
     cases = [
         (dict(src=tmp_path / "missing", out=tmp_path / "o1"), "is not a folder"),
         (dict(src=source, out=existing), "already exists"),
@@ -159,6 +161,7 @@ def test_bad_input_is_refused_before_anything_is_written(source, detector, tmp_p
         (dict(src=source, out=tmp_path / "o4", test=1.0), "test share"),
         (dict(src=source, out=tmp_path / "o5", size=4), "face size"),
         (dict(src=source, out=tmp_path / "o6", fmt="xml"), "unknown format"),
+        (dict(src=made, out=tmp_path / "o7"), "a training set already"),
     ]
     before = sorted(p.name for p in tmp_path.iterdir())
     for kwargs, message in cases:
