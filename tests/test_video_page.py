@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
 
 import pandas as pd
 
@@ -73,7 +74,7 @@ def check_results(page, tmp_path) -> None:
     assert probe(video).frames == CLIP_FRAMES and sum(1 for _ in read_frames(video)) == CLIP_FRAMES
     with page.expect_download() as download:
         page.get_by_role("button", name="Results CSV").click()
-    rows = pd.read_csv(io.BytesIO(open(download.value.path(), "rb").read()))
+    rows = pd.read_csv(io.BytesIO(Path(download.value.path()).read_bytes()))
     assert list(rows["frame"]) == list(range(CLIP_FRAMES))
     assert rows["face_id"].dropna().astype(int).unique().tolist() == [1]
     # The chart of the face's emotions is a transparent PNG (no white box on a dark page), and
