@@ -14,6 +14,7 @@ from .labels import FACE_SIZE, LABELS
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL = MODELS_DIR / "facemood-vgg.keras"
+RUNTIMES = ("auto", "fast", "keras")  # see EmotionClassifier.load
 ACTIVE_FILE = "active.json"  # in the models folder: {"model": "<file>.keras"}, set by the app
 
 
@@ -133,9 +134,20 @@ class EmotionClassifier:
         # What each output means: the seven emotions, or a personal model's own labels.
         self.labels = card_labels(self.card)
         self._forward = compiled_forward(model)
+        # What runs the network: "keras", or a TFLite twin (emotion/export.py) when loaded
+        # with one; runtime_note says why a wanted twin was not used.
+        self.runtime, self.runtime_note = "keras", ""
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> "EmotionClassifier":
+    def load(cls, path: str | Path | None = None, runtime: str = "auto") -> "EmotionClassifier":
+        """The model at ``path`` (default: :func:`default_model_path`) and its card.
+
+        ``runtime``: "auto" runs the model's float TFLite twin when its card records a
+        current one (same probabilities, less CPU), else Keras; "fast" prefers the int8
+        twin (a little less exact: for live video), then as "auto"; "keras" never a twin.
+        """
+        if runtime not in RUNTIMES:
+            raise ValueError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
         path = Path(path) if path else default_model_path()
         if not path.is_file():
             raise ModelError(f"model file not found: {path}")
@@ -154,7 +166,19 @@ class EmotionClassifier:
             raise ModelError(f"{path.name} takes {model.input_shape[1:]} and gives "
                              f"{model.output_shape[-1]} classes; expected 48x48x1 faces, {len(labels)} "
                              + ("emotions" if labels == LABELS else "labels (its card's)"))
-        return cls(model, card, path)
+        classifier = cls(model, card, path)
+        if runtime != "keras":
+            from .export import twin_forward
+
+            notes = []
+            for kind in (("tflite-int8", "tflite") if runtime == "fast" else ("tflite",)):
+                forward, why = twin_forward(path, card, kind, len(labels))
+                if forward is not None:
+                    classifier._forward, classifier.runtime = forward, kind
+                    break
+                notes.append(why)
+            classifier.runtime_note = "; ".join(notes) if classifier.runtime == "keras" else ""
+        return classifier
 
     @property
     def name(self) -> str:

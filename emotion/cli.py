@@ -98,6 +98,15 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", help="checkpoint folder (default runs/<name>)")
     train.add_argument("--seed", type=int)
 
+    export = commands.add_parser("export", help="write a model's TFLite twin beside it, checked against Keras")
+    export.add_argument("model", metavar="MODEL.keras")
+    export.add_argument("--format", default="tflite", choices=("tflite", "tflite-int8", "onnx"),
+                        help="tflite: float, the same probabilities (the app uses it when current); "
+                             "tflite-int8: int8 weights, faster, a little less exact (the live video's)")
+    export.add_argument("--data", help="FER2013 CSV whose PublicTest faces check the twin against Keras "
+                                       "(default: ../shared/data/fer2013/fer2013.csv.gz when present)")
+    export.add_argument("--check", type=int, default=512, help="how many faces to check on")
+
     finetune = commands.add_parser("finetune", help="fine-tune the active model on a personal dataset")
     finetune.add_argument("--data", required=True, metavar="DST",
                           help="DST/train/<label>/ and DST/test/<label>/ (what `dataset` writes)")
@@ -382,6 +391,42 @@ def _batch(args) -> int:
     return 1 if len(errors) else 0
 
 
+def _export(args) -> int:
+    from .data import load_dataset
+    from .export import ExportError, export
+
+    if args.format == "onnx":
+        raise InputError("ONNX export is not supported: tf2onnx/onnxruntime are not installed, and the "
+                         "TFLite twin already runs a face in under a millisecond; use --format tflite")
+    import zipfile
+
+    model = Path(args.model)
+    if not model.is_file():  # these before the data loads
+        raise InputError(f"model file not found: {model}")
+    if model.suffix != ".keras" or not zipfile.is_zipfile(model):
+        raise InputError(f"{model.name} is not a Keras model file (.keras)")
+    data = Path(args.data) if args.data else Path(__file__).resolve().parents[2] / "shared/data/fer2013/fer2013.csv.gz"
+    faces = labels = None
+    if args.data or data.is_file():
+        check = load_dataset(data).split("PublicTest").head(args.check)
+        if len(check) == 0:
+            raise InputError(f"{data} has no PublicTest faces to check the export on")
+        faces, labels = check.images, check.labels
+    try:
+        entry = export(model, args.format, faces, labels)
+    except ExportError as error:
+        raise InputError(str(error)) from None
+    print(f"wrote {model.with_name(entry['file'])} ({entry['bytes'] / 1e6:.1f} MB, {entry['quantization']})")
+    if "check" in entry:
+        c = entry["check"]
+        print(f"checked on {c['faces']} PublicTest faces: largest probability difference {c['max_abs_diff']:.2g} "
+              f"(mirror-averaged {c['max_abs_diff_mirror_averaged']:.2g}), same label {c['same_label']:.1%}, "
+              f"accuracy {c['accuracy']:.2%} (Keras {c['keras_accuracy']:.2%})")
+    else:
+        print("not checked against Keras: no FER2013 data (give --data)")
+    return 0
+
+
 def _finetune(args) -> int:
     from .finetune import describe, finetune
     from .jobs import TerminalBar
@@ -405,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     _silence_native_logs()
-    handlers = {"batch": _batch, "video": _video, "predict": _predict, "evaluate": _evaluate, "train": _train, "finetune": _finetune, "capture": _capture, "dataset": _dataset}
+    handlers = {"batch": _batch, "video": _video, "predict": _predict, "evaluate": _evaluate, "train": _train, "finetune": _finetune, "capture": _capture, "dataset": _dataset, "export": _export}
     try:
         return handlers[args.command](args)
     except (InputError, DatasetError, ModelError, ValueError, OSError) as error:
