@@ -81,8 +81,8 @@ def model_key(path: str | Path | None = None) -> tuple[str, int, int]:
 
 
 @st.cache_resource(show_spinner="Loading the emotion model…", max_entries=4)
-def _classifier(key: tuple[str, int, int]) -> emotion.EmotionClassifier:
-    classifier = emotion.EmotionClassifier.load(key[0])  # errors are raised, never cached
+def _classifier(key: tuple[str, int, int], runtime: str = "auto") -> emotion.EmotionClassifier:
+    classifier = emotion.EmotionClassifier.load(key[0], runtime=runtime)  # errors are raised, never cached
     _freeze_long_lived_objects()
     return classifier
 
@@ -101,10 +101,22 @@ def _freeze_long_lived_objects() -> None:
     gc.freeze()
 
 
-def load_classifier() -> emotion.EmotionClassifier | None:
-    """The active model (cached), or None after showing why it cannot be used."""
+# Photos get the model's exact probabilities (Keras, or its float TFLite twin); live video its
+# int8 twin when it has one: several times less CPU a face, nearly the same labels (the card says).
+RUNTIME_WORDS = {"keras": "Keras", "tflite": "its TFLite twin (the same probabilities as Keras)",
+                 "tflite-int8": "its int8 TFLite twin (fast, for live video)"}
+
+
+def model_caption(classifier: emotion.EmotionClassifier, use: str) -> str:
+    """Which model and runtime a page uses, in a line."""
+    return f"Model for {use}: {classifier.name}, run by {RUNTIME_WORDS.get(classifier.runtime, classifier.runtime)}."
+
+
+def load_classifier(runtime: str = "auto") -> emotion.EmotionClassifier | None:
+    """The active model (cached), or None after showing why it cannot be used. ``runtime``:
+    see :meth:`emotion.EmotionClassifier.load` ("fast" for live video)."""
     try:
-        return _classifier(model_key())
+        return _classifier(model_key(), runtime)
     except emotion.ModelError as error:
         st.error(f"The emotion model cannot be used: {one_line(error)}. To fix this, {TRAIN_HINT}.",
                  icon=":material/error:")

@@ -124,6 +124,9 @@ def show_card(path: Path, card: dict) -> None:
     training = card.get("training", {})
     if training.get("epochs_run"):
         st.caption(f"Trained for {training['epochs_run']} epochs; the best was epoch {training.get('best_epoch', '?')}.")
+    runtimes = card.get("runtimes")  # which runtime each kind of page uses (its TFLite twins)
+    if isinstance(runtimes, dict) and runtimes:
+        st.caption("Runs on " + "; ".join(f"{use}: {how}" for use, how in runtimes.items()) + ".")
 
 
 model = emotion.default_model_path()

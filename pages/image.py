@@ -154,6 +154,8 @@ with st.sidebar:
 if use_yunet and not yunet_path:
     st.sidebar.info("Enter the path of a YuNet .onnx file; the built-in detector is used meanwhile.")
 recognizer, settings = _common.load_recognizer("yunet" if yunet_path else "builtin", yunet_path, min_face / 100)
+if recognizer is not None:
+    st.caption(_common.model_caption(recognizer.classifier, "photos"))
 if settings is not None and st.session_state.get("image_emoji"):
     settings = settings + (EMOJI_ON,)
 if show_keypoints:

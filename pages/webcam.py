@@ -271,9 +271,10 @@ settings = LiveSettings(min_face=min_face / 100, smoothing=smoothing, show_probs
 settings = dataclasses.replace(settings, emoji=emoji)  # reaches the video thread with the rest
 voice = _voice.voice_settings()
 
-classifier = _common.load_classifier()
+classifier = _common.load_classifier(runtime="fast")  # snapshots use the photo model, as the Image page
 if classifier is None:
     st.stop()
+st.caption(_common.model_caption(classifier, "live video") + " Snapshots use the Image page's.")
 
 session = st.session_state.get("webcam_session")
 if session is None or session.classifier is not classifier:  # first visit, or another model

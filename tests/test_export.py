@@ -132,3 +132,14 @@ def test_export_cli_bad_input_is_one_line(tmp_path):
         assert done.returncode == 1 and done.stdout == ""
         assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
     assert not (tmp_path / "notes.tflite").exists()
+
+
+def test_photo_pages_run_the_exact_twin_and_the_card_says_what_each_page_uses():
+    from conftest import app_page
+
+    image = app_page("pages/image.py")
+    assert any("Model for photos: facemood-vgg, run by its TFLite twin (the same probabilities"
+               in c.value for c in image.caption)
+    home = app_page("pages/home.py")
+    assert any("Runs on photos: its float TFLite twin" in c.value and "live video: its int8 TFLite twin" in c.value
+               for c in home.caption)

@@ -385,3 +385,10 @@ def test_snapshot_mode_says_the_picture_with_voice_on(streamer):
         at.run()
     assert not at.exception and len(at.get("audio")) == 1
     assert any("You look" in c.value for c in at.caption)
+
+
+def test_live_video_runs_the_fast_int8_twin_and_says_so(streamer):
+    at = webcam_page()
+    session = at.session_state["webcam_session"]
+    assert session.classifier.runtime == "tflite-int8"  # the shipped model's twin, current on its card
+    assert any("Model for live video: facemood-vgg, run by its int8 TFLite twin" in c.value for c in at.caption)
