@@ -601,6 +601,11 @@ class LocalRay:
 def connect_ray(address: str = "auto", num_cpus: int | None = None) -> "LocalRay | None":
     """Join the Ray cluster at ``address``; with ``"auto"``, the one ``RAY_ADDRESS`` names, or else
     a new local Ray instance (returned, to be stopped by the caller; None when joining)."""
+    if address not in (None, "", "auto") and "ray" not in sys.modules and not os.environ.get("RAY_AUTH_MODE") \
+            and (Path.home() / ".ray" / "auth_token").is_file():
+        # Ray's driver sends its token only to a cluster it finds itself, never to an address it is
+        # given, unless told before ray is imported; a machine holding Ray's token means to use it.
+        os.environ["RAY_AUTH_MODE"] = "token"
     import ray
 
     if ray.is_initialized():
@@ -628,10 +633,10 @@ def connect_ray(address: str = "auto", num_cpus: int | None = None) -> "LocalRay
 
 
 def _run_ray(todo, out, address, workers, model_path, every):
+    joined = "ray" in sys.modules and sys.modules["ray"].is_initialized()
+    local = connect_ray(address, num_cpus=workers)
     import ray
 
-    joined = ray.is_initialized()
-    local = connect_ray(address, num_cpus=workers)
     try:
         return _ray_dataset(ray, todo, out, workers, model_path, every)
     finally:
