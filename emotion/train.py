@@ -47,6 +47,12 @@ class TrainConfig:
     early_stopping: int = 0       # stop after this many epochs without a better val accuracy; 0: off
     limit: int | None = None      # train on the first N training faces only
     seed: int = 1
+    # Distillation: a trained .keras model whose probabilities (its own predict_proba, run once
+    # on the training faces) are mixed into the targets. Keras weighs a soft target's class
+    # (class_weight) by its largest share: the true label's while distill_weight <= 0.5.
+    teacher: str = ""
+    distill_weight: float = 0.5        # the teacher's share of each target; the true label has the rest
+    distill_temperature: float = 1.0   # above 1 softens the teacher's probabilities
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
@@ -105,6 +111,35 @@ def _as_input(images: np.ndarray) -> np.ndarray:
 
 def _one_hot(labels: np.ndarray) -> np.ndarray:
     return np.eye(len(LABELS), dtype=np.float32)[labels]
+
+
+def _targets(train_set: Dataset, config: TrainConfig, run_dir: Path) -> np.ndarray:
+    """The training targets: one-hot true labels, or with a teacher those mixed with its
+    probabilities. The teacher runs once per run; its probabilities are kept in the run
+    folder for a resumed run (and recomputed if the teacher file changed)."""
+    targets = _one_hot(train_set.labels)
+    if not config.teacher:
+        return targets
+    from .export import sha256
+
+    if not 0 <= config.distill_weight <= 1 or config.distill_temperature <= 0:
+        raise ValueError("distill_weight must be within 0..1 and distill_temperature above 0")
+    teacher_path = Path(config.teacher)
+    if not teacher_path.is_file():
+        raise ValueError(f"teacher model not found: {teacher_path}")
+    digest, cache = sha256(teacher_path), run_dir / "teacher.npz"
+    saved = np.load(cache) if cache.is_file() else None
+    if saved is not None and str(saved["sha256"]) == digest and saved["probs"].shape == targets.shape:
+        probs = saved["probs"]
+    else:
+        teacher = EmotionClassifier.load(teacher_path)
+        if teacher.labels != LABELS:
+            raise ValueError(f"the teacher {teacher_path.name} does not give the seven emotions")
+        probs = teacher.predict_proba_batched(train_set.images)
+        write_atomically(cache, lambda temp: np.savez(open(temp, "wb"), probs=probs, sha256=digest))
+    soft = probs.astype(np.float64) ** (1.0 / config.distill_temperature)
+    soft /= soft.sum(axis=1, keepdims=True)
+    return ((1 - config.distill_weight) * targets + config.distill_weight * soft).astype(np.float32)
 
 
 def _compile(model, config: TrainConfig) -> None:
@@ -235,7 +270,10 @@ def _start_or_resume(run_dir: Path, config: TrainConfig, resume: bool) -> None:
     if has_checkpoint and not resume:
         raise ValueError(f"{run_dir} holds the checkpoint of an earlier run: resume it "
                          f"(--resume) or delete that folder")
-    if has_checkpoint and config_file.is_file() and json.loads(config_file.read_text()) != asdict(config):
+    stored = json.loads(config_file.read_text()) if config_file.is_file() else None
+    if stored is not None:  # options added since the checkpoint was made count at their defaults
+        stored = {**{k: v for k, v in asdict(TrainConfig()).items() if k not in stored}, **stored}
+    if has_checkpoint and stored is not None and stored != asdict(config):
         raise ValueError(f"{run_dir} holds a checkpoint made with another configuration; "
                          f"use the same configuration to resume, or delete that folder")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -276,7 +314,7 @@ def train(data: Dataset, config: TrainConfig, out_path: str | Path,
     started = time.perf_counter()
     stopped = False
     try:
-        model.fit(_as_input(train_set.images), _one_hot(train_set.labels),
+        model.fit(_as_input(train_set.images), _targets(train_set, config, run_dir),
                   validation_data=(_as_input(val_set.images), _one_hot(val_set.labels)),
                   batch_size=config.batch_size, epochs=config.epochs, shuffle=True, verbose=0,
                   class_weight=_class_weights(train_set.labels, config.class_weight),
