@@ -588,7 +588,7 @@ class LocalRay:
         if self.process.poll() is None:
             try:
                 os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(30)
+                self.process.wait(10)
             except (ProcessLookupError, PermissionError):
                 pass
             except Exception:  # noqa: BLE001 - a head that will not go is killed

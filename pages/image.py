@@ -13,7 +13,7 @@ from PIL import Image
 
 import emotion
 from emotion import LABELS
-from pages import _access, _common, _voice
+from pages import _access, _batch, _common, _voice
 
 _common.through_app()  # a first visit to this page on a fresh server goes through app.py
 
@@ -185,10 +185,14 @@ if sample:
         st.error(f"{sample} cannot be read: {_common.one_line(error)}")
 
 analysed: list[tuple[str, list]] = []  # (file name, [FaceResult, ...]) for every photo that could be used
+# Many photos: one table and one download for all, through the library's batch code.
+many = recognizer is not None and len(photos) > _batch.MANY_PHOTOS
+if many:
+    _batch.show_batch(photos, recognizer, settings)
 # One place for the prompt (no photos yet) and then the progress (photos being analysed): the
 # prompt is gone the moment photos are given, and the progress once all are shown.
 status = st.empty()
-if recognizer is not None:
+if recognizer is not None and not many:
     if not photos:
         status.info("Upload photos or choose a sample to see the emotions on every face.", icon=":material/photo:")
     # Photos this session has not had analysed with these settings yet get a progress bar (a

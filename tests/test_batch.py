@@ -5,6 +5,7 @@ table, ``--resume`` and Ctrl-C."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ import pytest
 
 from emotion.batch import LocalRay, read_results
 from tests.conftest import ROOT, SHARED_DATA, require
+from tests.test_app import downloads, image_page, media  # noqa: F401 - media: the fixture recording downloads
 
 PHOTOS = ("aind_gus.jpg", "deepface_couple.jpg", "NEG_fer_no-faces.jpg", "deepface_img1.jpg")
 CLIP_FRAMES = 20
@@ -203,7 +205,7 @@ def test_ctrl_c_leaves_a_valid_partial_output(tmp_path):
             shutil.copy(photo, folder / f"{index}-{photo.name}")
     total = len(list(folder.iterdir()))
     out = tmp_path / "results.parquet"
-    process = subprocess.Popen([sys.executable, "-m", "emotion", "batch", folder, "--out", out, "--workers", 2],
+    process = subprocess.Popen([sys.executable, "-m", "emotion", "batch", str(folder), "--out", str(out), "--workers", "2"],
                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                start_new_session=True)
     try:
@@ -236,3 +238,25 @@ def test_library_call_on_photos_held_in_memory(archive, predicted):
     check_photos_match_predict(result, predicted)
     assert list(result.errors["file"]) == ["text.jpg"]
     assert [p.done for p in seen] == list(range(1, len(inputs) + 1)) and seen[-1].total == len(inputs)
+
+
+def test_image_page_shows_many_photos_as_one_table_with_one_download(media, predicted, app_model):
+    """More than a handful of photos on the Image page go through the batch code: one table, one
+    CSV and one Parquet download for all, the same faces and labels as predict."""
+    faces = require(SHARED_DATA / "faces")
+    names = [*PHOTOS, "deepface_img2.jpg", "deepface_img3.jpg"]
+    files = [(name, (faces / name).read_bytes(), "image/jpeg") for name in names]
+    files.append(("broken.jpg", b"not a photo", "image/jpeg"))
+    at = image_page()
+    at.file_uploader(key="photos").set_value(files).run()
+    assert not at.exception, at.exception
+    assert not at.image  # no photo one by one
+    assert any(f"{len(files)} photos" in header.value for header in at.subheader)
+    assert [e.value for e in at.error] == ["broken.jpg is not an image file (or a format we cannot read)"]
+    table = pd.read_csv(io.BytesIO(downloads(at, media, "All results CSV")[0]))
+    parquet = pd.read_parquet(io.BytesIO(downloads(at, media, "All results Parquet")[0]))
+    assert len(table) == len(parquet) and set(table["file"]) <= set(names)
+    for name, expected in predicted.items():
+        rows = table[table["file"] == name]
+        assert list(rows["label"]) == [face["label"] for face in expected], name
+        assert [list(r) for r in rows[["x", "y", "w", "h"]].values] == [face["box"] for face in expected]
