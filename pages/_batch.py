@@ -68,6 +68,7 @@ def show_batch(photos: list[tuple[str, bytes]], recognizer, settings) -> None:
         st.error(row["error"], icon=":material/broken_image:")
 
     shown = files[["file", "faces", "dominant"]].rename(columns={"dominant": "main emotion"})
+    shown["main emotion"] = shown["main emotion"].fillna("no face")
     st.dataframe(shown[files["error"].isna()], hide_index=True, width="stretch")
     if faces.empty:
         st.info("No face found in these photos.", icon=":material/info:")
@@ -78,11 +79,13 @@ def show_batch(photos: list[tuple[str, bytes]], recognizer, settings) -> None:
     right.download_button("All results Parquet", parquet_bytes(faces), "facemood-results.parquet",
                           "application/vnd.apache.parquet", key="batch-parquet", on_click="ignore",
                           icon=":material/download:", width="stretch")
-    percent = faces[["file", "label", "score", "x", "y", "w", "h", *LABELS]].copy()
+    # The boxes are in the downloads: without them all the emotions fit a laptop's width.
+    percent = faces[["file", "label", "score", *LABELS]].copy()
     for column in ("score", *LABELS):
         percent[column] = (percent[column] * 100).round().astype(int)
     st.dataframe(percent, hide_index=True, width="stretch",
                  column_config={"score": PERCENT, **{label: PERCENT for label in LABELS}})
     st.caption(f"More than {MANY_PHOTOS} photos are shown as one table; faces are listed photo by photo, row "
-               "by row, left to right; the box is x, y, width, height in pixels; score and the emotions "
-               "are probabilities in percent. Upload fewer photos to see each one annotated.")
+               "by row, left to right; score and the emotions are probabilities in percent. The downloads "
+               "add each face's box (x, y, width, height in pixels) and the model. Upload fewer photos to "
+               "see each one annotated.")
