@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -489,7 +489,11 @@ def _run_pool(todo, writer, workers, model_path, every, progress):
         while pending:
             finished, pending = cf.wait(pending, timeout=0.5, return_when=cf.FIRST_COMPLETED)
             for future in finished:
-                table = future.result()
+                try:
+                    table = future.result()
+                except cf.BrokenExecutor:
+                    raise BatchError("a worker process died (out of memory, or the model could not be "
+                                     "loaded); the files finished so far are written, --resume continues") from None
                 if table is not None:
                     writer.add(table)
                     done += 1
@@ -669,6 +673,22 @@ def _ray_dataset(ray, todo, out, workers, model_path, every):
     return None, False
 
 
+def _run(todo, writer, ray, out, workers, model_path, every, recognizer, progress, lock) -> bool:
+    """Analyse ``todo`` into ``writer``; True when stopped by Ctrl-C."""
+    if not todo:
+        return False
+    if ray:
+        table, interrupted = _run_ray(todo, out, ray, workers, model_path, every)
+        if table is not None:
+            writer.add(table)
+        return interrupted
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    if workers == 0 or recognizer is not None or any(isinstance(s, tuple) for s in todo):
+        args = {"model_path": model_path, "every": every, "recognizer": recognizer}
+        return _run_here(todo, writer, args, progress, lock)
+    return _run_pool(todo, writer, min(workers, len(todo)), model_path, every, progress)
+
+
 def analyze(inputs, *, workers: int | None = None, ray: str | None = None, every: int = 1, out=None,
             resume: bool = False, model=None, progress: Callable[[BatchProgress], None] | None = None,
             recognizer=None, lock=None) -> BatchResult:
@@ -721,21 +741,10 @@ def analyze(inputs, *, workers: int | None = None, ray: str | None = None, every
         writer.add(pa.Table.from_pylist([{"record": "file", "file": name, "kind": kind_of(name), "frames": 0,
                                           "faces": 0, "error": f"{name}: {reason}"} for name, reason in problems],
                                         schema=_schema()))
-    interrupted = False
-    if todo:
-        if ray:
-            table, interrupted = _run_ray(todo, out, ray, workers, model_path, every)
-            if table is not None:
-                writer.add(table)
-        else:
-            workers = (os.cpu_count() or 1) if workers is None else workers
-            in_memory = any(isinstance(s, tuple) for s in todo)
-            if workers == 0 or recognizer is not None or in_memory:
-                args = {"model_path": model_path, "every": every, "recognizer": recognizer}
-                interrupted = _run_here(todo, writer, args, progress, lock)
-            else:
-                interrupted = _run_pool(todo, writer, min(workers, len(todo)), model_path, every, progress)
-    writer.flush()
+    try:
+        interrupted = _run(todo, writer, ray, out, workers, model_path, every, recognizer, progress, lock)
+    finally:  # whatever stops the run, the files finished so far are written
+        writer.flush()
     if out is None:
         import pyarrow as pa
 

@@ -367,8 +367,14 @@ def _video(args) -> int:
 
 
 def _batch(args) -> int:
+    import signal
+
     from .batch import BatchError, TerminalProgress, analyze, write_csv
 
+    def stop(signum, frame):
+        raise KeyboardInterrupt  # `kill` stops as Ctrl-C does: finished files written, Ray's head stopped
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         result = analyze(args.inputs, workers=args.workers, ray=args.ray, every=args.every, out=args.out,
                          resume=args.resume, model=args.model, progress=TerminalProgress(sys.stderr))
