@@ -466,13 +466,15 @@ def finetune_section(busy: bool) -> None:
     if choice == FT_OTHER:
         st.text_input("Folder of the dataset", key="ft_path", placeholder="/path/to/datasets/me")
     cols = st.columns(3)
-    cols[0].number_input("Epochs", min_value=1, max_value=50, value=tuning.DEFAULT_EPOCHS, key="ft_epochs")
+    # Labels of their own: the training form above has "Epochs" and "Model name" (one name, one field).
+    cols[0].number_input("Fine-tuning epochs", min_value=1, max_value=50, value=tuning.DEFAULT_EPOCHS,
+                         key="ft_epochs")
     cols[1].number_input("Freeze the first layers", min_value=0, max_value=18, value=0, key="ft_freeze",
                          help="Keep this many of the first learning layers (convolutions, batch "
                               "normalisations) as they are: fewer weights to learn from few faces.")
     if "ft_name" not in st.session_state:
         st.session_state["ft_name"] = f"tuned-{datetime.now():%Y%m%d-%H%M}"
-    cols[2].text_input("New model name", key="ft_name", help="Saved as models/<name>.keras with its card")
+    cols[2].text_input("Name of the new model", key="ft_name", help="Saved as models/<name>.keras with its card")
     if busy:
         st.caption("A training is running on this server; fine-tuning can start when it ends.")
     if st.button("Start fine-tuning", key="ft_start", icon=":material/tune:", disabled=busy):
