@@ -57,10 +57,16 @@ RUNTIMES = (("keras", None), ("tflite", None), ("tflite-int8", None), ("tflite-i
 def model_rows(path: Path, test, runs: int) -> list[dict]:
     from functools import partial
 
+    from emotion.classifier import ModelError
+
     rows = []
     for runtime, mirror in RUNTIMES:
-        classifier = EmotionClassifier.load(path, runtime="keras" if runtime == "keras" else
-                                            "fast" if runtime == "tflite-int8" else "auto")
+        try:
+            classifier = EmotionClassifier.load(path, runtime="keras" if runtime == "keras" else
+                                                "fast" if runtime == "tflite-int8" else "auto")
+        except ModelError as error:  # models/ holds other kinds too (the keypoint model)
+            print(f"skipped: {error}", file=sys.stderr)
+            return []
         if classifier.runtime != runtime:
             continue  # no current twin of that kind
         mirror = classifier.flip_average if mirror is None else mirror
