@@ -62,8 +62,9 @@ class FinetuneResult:
 
 
 def shipped_models() -> set[Path]:
-    """The model files the project ships (resolved): never written over."""
-    return {DEFAULT_MODEL.resolve()}
+    """The model files the project ships (resolved): never written over. They are the
+    ``facemood-*`` files of the project's models folder (the rest there is this computer's own)."""
+    return {DEFAULT_MODEL.resolve(), *(p.resolve() for p in DEFAULT_MODEL.parent.glob("facemood-*.keras"))}
 
 
 def personal_labels(root: str | Path) -> tuple[tuple[str, ...], bool]:
@@ -121,7 +122,7 @@ def check_out(out: str | Path, base: Path) -> Path:
     check_name(out.name, "model", ".keras")
     target = out.resolve()
     if target in shipped_models() or card_path(target) in {card_path(p) for p in shipped_models()}:
-        raise ValueError(f"{out} is the shipped model, which is never written over: choose another name")
+        raise ValueError(f"{out} is a shipped model, which is never written over: choose another name")
     if target == base.resolve():
         raise ValueError(f"{out} is the model being fine-tuned: choose another name")
     return out
