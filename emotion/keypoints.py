@@ -691,7 +691,8 @@ def start_job(out_path: str | Path, epochs: int, run_dir: str | Path, owner: str
 
 # Where the eyes sit in the emotion model's usual 48x48 crop (the pipeline's, from the detector
 # box), as fractions of its side: the midpoint of the eye centres (x, y) and their distance.
-# Medians over 500 FER2013 PublicTest faces found by the built-in detector (bench/bench_alignment.py --measure).
+# Medians over the faces the built-in detector found among the first 500 FER2013 PublicTest
+# faces, with the shipped keypoint model (bench/bench_alignment.py --measure).
 ALIGN_EYES = (0.51, 0.397, 0.366)
 
 
