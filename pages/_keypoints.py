@@ -41,7 +41,8 @@ def loss_chart(history: list[dict], epochs: int | None = None) -> alt.Chart:
     frame = pd.DataFrame(rows, columns=["epoch", "loss", "series"])
     x = alt.X("epoch:Q", title="epoch", scale=alt.Scale(domain=[0, epochs]) if epochs else alt.Undefined)
     return alt.Chart(frame).mark_line(point=True).encode(
-        x=x, y=alt.Y("loss:Q", title="mean abs. error (fraction of the crop)"),
+        # Log scale: an early spike of the validation loss would flatten every later epoch.
+        x=x, y=alt.Y("loss:Q", title="mean abs. error (fraction of the crop)", scale=alt.Scale(type="log")),
         color=alt.Color("series:N", title=None, legend=alt.Legend(orient="bottom")),
         tooltip=["epoch:Q", "loss:Q", "series:N"],
     ).properties(title="Loss", height=220, autosize=alt.AutoSizeParams(type="fit-x", contains="padding"))
