@@ -260,3 +260,14 @@ def test_image_page_shows_many_photos_as_one_table_with_one_download(media, pred
         rows = table[table["file"] == name]
         assert list(rows["label"]) == [face["label"] for face in expected], name
         assert [list(r) for r in rows[["x", "y", "w", "h"]].values] == [face["box"] for face in expected]
+
+
+def test_every_kth_frame_of_a_video(archive):
+    """``every=K``: only every K-th frame is analysed, each row keeping the frame's own number."""
+    import emotion.batch
+
+    result = emotion.batch.analyze([archive / "clip.mp4"], workers=0, every=5)
+    assert sorted(result.faces["frame"].unique()) == [0, 5, 10, 15]
+    assert result.files["frames"].iloc[0] == 4
+    with pytest.raises(emotion.batch.BatchError, match="every"):
+        emotion.batch.analyze([archive / "clip.mp4"], workers=0, every=0)
