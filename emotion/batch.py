@@ -7,7 +7,7 @@ labels ``python -m emotion predict`` gives); each video is read frame by frame
 (``emotion.live.LivePipeline``: detection, tracking, smoothing), one row per frame and face in
 ``emotion.video.frame_rows``' format.
 
-The result is one table (:data:`SCHEMA`) with two kinds of rows, so that one file's faces and its
+The result is one table (the batch table's schema, ``_schema()``) with two kinds of rows, so that one file's faces and its
 summary are always written together (in the same Parquet file) and a stopped run never leaves a
 file half in the output:
 
@@ -215,7 +215,7 @@ def _limit_threads(threads: int | None) -> None:
 
 
 class FileAnalyzer:
-    """Turns one input file into its rows (:data:`SCHEMA`): the model is loaded once, in
+    """Turns one input file into its rows (the batch table's schema, ``_schema()``): the model is loaded once, in
     ``__init__``, and every file after reuses it. A callable class, so that Ray Data's actor pool
     runs one per actor (``__call__`` takes a batch of paths); the local pool keeps one per process.
 
@@ -271,6 +271,8 @@ class FileAnalyzer:
             error = one_line(problem)
             if not isinstance(problem, ValueError):  # ImageError and VideoError say it all already
                 error = f"{Path(name).name}: {error}"
+            if kind == "video":  # a video cut short keeps the rows of the frames read before the cut
+                frames = len({row["frame"] for row in faces})
         model = {"model": self.model, "model_sha256": self.model_sha256}
         for row in faces:
             row.update(record="face", file=name, kind=kind, **model)
@@ -368,7 +370,7 @@ def _read_table(out: Path):
 
 
 def split_table(table, out: Path | None = None, interrupted: bool = False) -> BatchResult:
-    """The rows of :data:`SCHEMA` as a :class:`BatchResult`; faces of a file with no file row
+    """The rows of the batch table's schema, ``_schema()`` as a :class:`BatchResult`; faces of a file with no file row
     (a run stopped half way through writing it) are left out."""
     frame = table.to_pandas()
     files = frame[frame["record"] == "file"].drop_duplicates("file", keep="last")
