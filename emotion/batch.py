@@ -45,12 +45,6 @@ from .labels import LABELS
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".wmv", ".flv",
                   ".3gp", ".ts", ".y4m")
-# Videos are analysed as emotion.video.analyse_video analyses them: faces from 8 % of the frame's
-# shorter side, the detector every 3rd analysed frame and optical flow in between (a fixed period,
-# so that a file gives the same rows on any computer).
-VIDEO_MIN_FACE = 0.08
-VIDEO_DETECT_EVERY = 3
-
 FACE_COLUMNS = ("file", "kind", "frame", "time_s", "track_id", "x", "y", "w", "h", "label", "score",
                 *LABELS, "model", "model_sha256")
 FILE_COLUMNS = ("file", "kind", "frames", "faces", "dominant", "error", "seconds", "model", "model_sha256")
@@ -298,11 +292,10 @@ class FileAnalyzer:
         return 1
 
     def _video(self, source, faces: list[dict]) -> int:
-        from .live import LivePipeline, LiveSettings
-        from .video import frame_rows, read_frames
+        from .video import frame_rows, read_frames, video_pipeline
 
-        pipeline = LivePipeline(self.recognizer.classifier, LiveSettings(min_face=VIDEO_MIN_FACE),
-                                detector=self.recognizer.detector, detect_every=VIDEO_DETECT_EVERY)
+        # Videos are analysed exactly as the Video page and `python -m emotion video` do.
+        pipeline = video_pipeline(self.recognizer.classifier, self.recognizer.detector)
         data = source[1] if isinstance(source, tuple) else source
         frames, unreported, reported = 0, 0, time.monotonic()
         for frame in read_frames(data, every=self.every):

@@ -336,8 +336,23 @@ def _extension(target, fallback: str = ".mp4") -> str:
     return fallback
 
 
+# A file is analysed with faces from 8 % of the frame's shorter side and the detector every 3rd
+# analysed frame, optical flow in between: a fixed period (the webcam's is a time budget), so
+# that a file gives the same rows on any computer. The Video page, the CLI and batch share it.
+VIDEO_MIN_FACE = 0.08
+DETECT_EVERY = 3
+
+
+def video_pipeline(classifier, detector=None, settings=None, detect_every: int = DETECT_EVERY):
+    """The :class:`emotion.live.LivePipeline` a video file is analysed with."""
+    from .live import LivePipeline, LiveSettings
+
+    settings = settings or LiveSettings(min_face=VIDEO_MIN_FACE, show_ids=True)
+    return LivePipeline(classifier, settings, detector=detector, detect_every=detect_every)
+
+
 def analyse_video(source, out=None, csv_out=None, *, classifier=None, detector=None, settings=None,
-                  every: int = 1, detect_every: int = 3, progress: Callable[[VideoProgress], None] | None = None,
+                  every: int = 1, detect_every: int = DETECT_EVERY, progress: Callable[[VideoProgress], None] | None = None,
                   progress_every_s: float = 0.25, out_format: str = ".mp4") -> VideoSummary:
     """Analyse every ``every``-th frame of a video as the live webcam does, and write
     ``out`` (the annotated video: every input frame, at its time; the faces found last are
@@ -346,10 +361,9 @@ def analyse_video(source, out=None, csv_out=None, *, classifier=None, detector=N
 
     ``out`` and ``csv_out``: paths (written atomically: a failed run leaves no file) or
     open file objects (binary for the video, in ``out_format``; text for the CSV), or None.
-    ``settings``: an :class:`emotion.live.LiveSettings` (default: faces from 8 % of the
-    frame's shorter side, steady labels, ids shown). The detector runs every
-    ``detect_every`` analysed frames, optical flow follows the faces in between (fixed,
-    unlike the webcam's time budget, so that a file gives the same result on any computer).
+    ``settings``: an :class:`emotion.live.LiveSettings` (default: faces from
+    ``VIDEO_MIN_FACE`` of the frame's shorter side, steady labels, ids shown). The detector
+    runs every ``detect_every`` analysed frames, optical flow follows the faces in between.
     ``progress`` is called with a :class:`VideoProgress` at most every ``progress_every_s``
     seconds, and once at the end. Raises VideoError for a bad video (checked with
     :func:`check_video` before anything is written) or output format.
@@ -382,14 +396,13 @@ def analyse_video(source, out=None, csv_out=None, *, classifier=None, detector=N
 def _run(source, info, video_target, extension, csv_target, classifier, detector, settings, every,
          detect_every, progress, progress_every_s) -> VideoSummary:
     from .annotate import draw_results
-    from .live import LivePipeline, LiveSettings
 
     if classifier is None:
         from .classifier import EmotionClassifier
 
         classifier = EmotionClassifier.load()
-    settings = settings or LiveSettings(min_face=0.08, show_ids=True)
-    pipeline = LivePipeline(classifier, settings, detector=detector, detect_every=detect_every)
+    pipeline = video_pipeline(classifier, detector, settings, detect_every)
+    settings = pipeline.settings
     total = info.expected_frames
     started = time.perf_counter()
     last_report = -math.inf
