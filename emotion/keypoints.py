@@ -235,21 +235,11 @@ def build_keypoint_model(width: int = 24, mean: np.ndarray | None = None, dropou
     import keras
     from keras import layers
 
-    from .model import _conv_bn
+    from .model import _conv_bn, residual_stages
 
     inputs = keras.Input((CROP, CROP, 1), name="crop")
     x = layers.Rescaling(1.0 / 127.5, offset=-1.0)(inputs)
-    x = _conv_bn(x, width, kernel=5, strides=2)
-    for stage, blocks in enumerate((1, 2, 2, 2)):
-        filters = width * 2 ** stage
-        for block in range(blocks):
-            strides = 2 if stage and block == 0 else 1
-            shortcut = x
-            y = _conv_bn(x, filters, strides=strides)
-            y = _conv_bn(y, filters, activate=False)
-            if strides != 1 or shortcut.shape[-1] != filters:
-                shortcut = _conv_bn(shortcut, filters, kernel=1, strides=strides, activate=False)
-            x = layers.Activation("relu")(layers.Add()([y, shortcut]))
+    x = residual_stages(_conv_bn(x, width, kernel=5, strides=2), width, blocks=(1, 2, 2, 2))
     # Where a feature is matters for landmarks: keep a coarse 3x3 map rather than pooling it away.
     x = layers.MaxPooling2D()(x)
     x = layers.Conv2D(64, 1, use_bias=False)(x)

@@ -104,12 +104,13 @@ def _vgg(x, width: int, dropout: float):
     return _head(x, 256, dropout)
 
 
-def _resnet(x, width: int, dropout: float):
-    """A small pre-activation-free ResNet: two basic blocks a stage, stride-2 between."""
-    x = _conv_bn(x, width)
-    for stage in range(4):
+def residual_stages(x, width: int, blocks=(2, 2, 2, 2)):
+    """Basic residual blocks (two 3x3 convolutions and a shortcut), ``blocks[i]`` of them in
+    stage ``i`` with ``width * 2**i`` filters; every stage after the first halves the size.
+    Shared by the emotion ResNet and the keypoint model (``emotion.keypoints``)."""
+    for stage, count in enumerate(blocks):
         filters = width * 2 ** stage
-        for block in range(2):
+        for block in range(count):
             strides = 2 if stage and block == 0 else 1
             shortcut = x
             y = _conv_bn(x, filters, strides=strides)
@@ -117,5 +118,11 @@ def _resnet(x, width: int, dropout: float):
             if strides != 1 or shortcut.shape[-1] != filters:
                 shortcut = _conv_bn(shortcut, filters, kernel=1, strides=strides, activate=False)
             x = layers.Activation("relu")(layers.Add()([y, shortcut]))
+    return x
+
+
+def _resnet(x, width: int, dropout: float):
+    """A small pre-activation-free ResNet: two basic blocks a stage, stride-2 between."""
+    x = residual_stages(_conv_bn(x, width), width)
     x = layers.GlobalAveragePooling2D()(x)
     return layers.Dropout(dropout)(x)

@@ -365,22 +365,32 @@ def config_from_state() -> TrainConfig:
                        limit=int(s["limit"]) or None, seed=int(s["seed"]))
 
 
-def start_training() -> None:
-    """Check the name and the data, then start the job; any problem is one line, before training."""
-    s = st.session_state
+def new_model_path(name: str):
+    """Where a new model called ``name`` goes, or None after saying in one line why it cannot
+    (a bad or taken name, or training closed to this session)."""
     try:
-        name = jobs.check_model_name(s["model_name"])
+        name = jobs.check_model_name(name)
     except ValueError as error:
         st.error(str(error), icon=":material/error:")
-        return
+        return None
     out = models_dir() / f"{name}.keras"
     if out.exists():
         st.error(f"A model named {name} already exists in `{models_dir()}`: choose another name.",
                  icon=":material/error:")
-        return
+        return None
     if not _access.may_train():
         st.error("Training is not open to this session.", icon=":material/error:")
+        return None
+    return out
+
+
+def start_training() -> None:
+    """Check the name and the data, then start the job; any problem is one line, before training."""
+    s = st.session_state
+    out = new_model_path(s["model_name"])
+    if out is None:
         return
+    name = out.stem
     if s["data_source"] == "upload":
         upload = s.get("data_upload")
         if upload is None:
@@ -486,19 +496,10 @@ def start_finetune() -> None:
     from emotion import finetune as tuning
 
     s = st.session_state
-    try:
-        name = jobs.check_model_name(s["ft_name"])
-    except ValueError as error:
-        st.error(str(error), icon=":material/error:")
+    out = new_model_path(s["ft_name"])
+    if out is None:
         return
-    out = models_dir() / f"{name}.keras"
-    if out.exists():
-        st.error(f"A model named {name} already exists in `{models_dir()}`: choose another name.",
-                 icon=":material/error:")
-        return
-    if not _access.may_train():
-        st.error("Training is not open to this session.", icon=":material/error:")
-        return
+    name = out.stem
     text = s.get("ft_path", "") if s["ft_dataset"] == FT_OTHER else s["ft_dataset"]
     if not text.strip():
         st.error("Enter the folder of a personal dataset first.", icon=":material/error:")
