@@ -29,8 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .access import check_name
-from .classifier import (DEFAULT_MODEL, EmotionClassifier, ModelError, card_path, default_model_path,
-                         read_card)
+from .classifier import DEFAULT_MODEL, EmotionClassifier, ModelError, card_path, default_model_path
 from .data import FOLDER_SPLITS, IMAGE_SUFFIXES, Dataset, DatasetError, load_image_folders
 from .labels import FACE_SIZE, LABELS
 from .metrics import classification_report
@@ -215,12 +214,11 @@ def finetune(data_dir: str | Path, out: str | Path, *, epochs: int = DEFAULT_EPO
         _compile(model, config)
         targets = np.eye(len(labels), dtype=np.float32)
         steps = math.ceil(len(train_set) / config.batch_size)
-        report = _progress_callback(config, len(train_set), steps, progress, stop)
         started = time.perf_counter()
         stopped = False
         with tempfile.TemporaryDirectory(prefix="facemood-finetune-") as run:
             run_dir = Path(run)
-            report.history_path = run_dir / "history.csv"
+            report = _progress_callback(config, len(train_set), steps, progress, stop, run_dir / "history.csv")
             try:
                 model.fit(_as_input(train_set.images), targets[train_set.labels],
                           validation_data=(_as_input(val_set.images), targets[val_set.labels]),

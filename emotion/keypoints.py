@@ -301,38 +301,6 @@ class KeypointConfig:
                            schedule="cosine", warmup_epochs=1).learning_rate_at
 
 
-class _Report:
-    """Keras callback factory: epoch timing and progress events, and a stop between batches."""
-
-    @staticmethod
-    def make(epochs: int, steps: int, train_size: int, progress, stop):
-        import keras
-
-        from .train import TrainingStopped
-
-        class Report(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                self.epoch, self.started = epoch, time.perf_counter()
-
-            def on_train_batch_end(self, batch, logs=None):
-                if stop is not None and stop.is_set():
-                    raise TrainingStopped
-                if progress:
-                    progress({"kind": "batch", "epoch": self.epoch + 1, "epochs": epochs,
-                              "batch": batch + 1, "batches": steps,
-                              "elapsed": time.perf_counter() - self.started, **(logs or {})})
-
-            def on_epoch_end(self, epoch, logs=None):
-                seconds = time.perf_counter() - self.started
-                logs["seconds"] = round(seconds, 1)
-                logs["images_per_second"] = round(train_size / seconds, 1)
-                if progress:
-                    progress({"kind": "epoch", "epoch": epoch + 1, "epochs": epochs,
-                              **{k: float(v) for k, v in logs.items()}})
-
-        return Report()
-
-
 def predict_crops(model, crops: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """(N, 68, 2) points in crop pixels for uint8 crops (N, 96, 96), by ``model`` (a Keras model)."""
     import keras
@@ -351,7 +319,7 @@ def train_keypoints(config: KeypointConfig, out_path: str | Path, data_path: str
     mean-shape baseline, and save the model and its card atomically. Returns the card."""
     import keras
 
-    from .train import TrainingStopped, _machine, read_history, save_model
+    from .train import TrainingStopped, _machine, _progress_callback, read_history, save_model
 
     out_path = Path(out_path)
     if out_path.suffix != ".keras":
@@ -378,7 +346,7 @@ def train_keypoints(config: KeypointConfig, out_path: str | Path, data_path: str
         keras.callbacks.LearningRateScheduler(config.schedule()),
         keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_loss", mode="min",
                                         save_best_only=True, save_weights_only=True),
-        _Report.make(config.epochs, len(batches), len(train_set), progress, stop),
+        _progress_callback(config, len(train_set), len(batches), progress, stop),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
     ]
     started = time.perf_counter()
