@@ -22,7 +22,7 @@ import math
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -191,7 +191,7 @@ def finetune(data_dir: str | Path, out: str | Path, *, epochs: int = DEFAULT_EPO
     # Keras only now: a bad dataset or name is told at once, without seconds of imports.
     import keras
 
-    from .train import (TrainingStopped, _as_input, _callbacks, _compile, _data_path, _machine,
+    from .train import (TrainingStopped, _as_input, _callbacks, _compile, _data_path, training_record,
                         _progress_callback, read_history, save_model, split_for_training)
 
     base_classifier = EmotionClassifier.load(base)  # checks the file; its model is not trained
@@ -262,12 +262,7 @@ def finetune(data_dir: str | Path, out: str | Path, *, epochs: int = DEFAULT_EPO
                 "before": before if before is not None else
                 "not defined: the new output layer reads labels the base model does not know",
             },
-            "training": {"config": asdict(config), "epochs_run": history[-1]["epoch"],
-                         "best_epoch": best["epoch"], "stopped_by_user": stopped, "early_stopped": False,
-                         "machine": _machine(),
-                         "seconds_this_run": round(time.perf_counter() - started, 1),
-                         "seconds_all_runs": round(sum(row.get("seconds", 0.0) for row in history), 1),
-                         "history": history},
+            "training": training_record(config, history, best, stopped, False, started),
         }
         save_model(model, out, card)
         card = json.loads(card_path(out).read_text())

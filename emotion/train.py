@@ -362,19 +362,25 @@ def train(data: Dataset, config: TrainConfig, out_path: str | Path,
                  "validation": "10% of Training" if held_out else "PublicTest",
                  "class_counts_train": train_set.class_counts()},
         "metrics": evaluation,
-        "training": {"config": asdict(config), "epochs_run": history[-1]["epoch"],
-                     "best_epoch": best["epoch"], "stopped_by_user": stopped,
-                     "early_stopped": early_stopped,
-                     "machine": _machine(),
-                     "seconds_this_run": round(time.perf_counter() - started, 1),
-                     "seconds_all_runs": round(sum(row.get("seconds", 0.0) for row in history), 1),
-                     "history": history},
+        "training": training_record(config, history, best, stopped, early_stopped, started),
     }
     save_model(model, out_path, card)
     card = json.loads(card_path(out_path).read_text())
     if progress:
         progress({"kind": "done", "model_path": str(out_path), "card": card})
     return TrainResult(out_path, card, stopped, run_dir)
+
+
+def training_record(config, history: list[dict], best: dict, stopped: bool, early_stopped: bool,
+                    started: float) -> dict:
+    """The card's "training" entry: the config, the epochs, where the time went and the history
+    (``started``: this run's ``time.perf_counter()`` at its start)."""
+    return {"config": asdict(config), "epochs_run": history[-1]["epoch"],
+            "best_epoch": best["epoch"], "stopped_by_user": stopped, "early_stopped": early_stopped,
+            "machine": _machine(),
+            "seconds_this_run": round(time.perf_counter() - started, 1),
+            "seconds_all_runs": round(sum(row.get("seconds", 0.0) for row in history), 1),
+            "history": history}
 
 
 def _data_path(source: str) -> str:
