@@ -29,6 +29,15 @@ def app_page(page: str, secrets: dict | None = None, timeout: float = 300):
     return at
 
 
+def as_in_a_terminal() -> None:
+    """Popen's preexec_fn for a command a test stops with Ctrl-C: a shell that runs the tests in
+    the background (as CI may) starts them with SIGINT ignored, and a child would inherit that,
+    where a terminal's foreground command always gets Ctrl-C."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def require(path: Path) -> Path:
     """``path``, or a test failure that says which shared data is missing."""
     if not path.exists():

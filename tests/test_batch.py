@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from emotion.batch import LocalRay, read_results
-from tests.conftest import ROOT, SHARED_DATA, require
+from conftest import ROOT, SHARED_DATA, as_in_a_terminal, require
 from tests.test_app import downloads, image_page, media  # noqa: F401 - media: the fixture recording downloads
 
 PHOTOS = ("aind_gus.jpg", "deepface_couple.jpg", "NEG_fer_no-faces.jpg", "deepface_img1.jpg")
@@ -210,7 +210,7 @@ def test_ctrl_c_leaves_a_valid_partial_output(tmp_path, mode, request):
     process = subprocess.Popen([sys.executable, "-m", "emotion", "batch", str(folder), "--out", str(out), "--workers", "2",
                                 *options],
                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
+                               start_new_session=True, preexec_fn=as_in_a_terminal)
     try:
         deadline = time.monotonic() + 300
         while not list(out.glob("*.parquet")) and process.poll() is None and time.monotonic() < deadline:

@@ -4,7 +4,6 @@ pause/resume, Ctrl-C, bad labels refused with nothing written outside, names tha
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ROOT, SHARED_DATA, require
+from conftest import ROOT, SHARED_DATA, as_in_a_terminal, require
 
 from emotion.capture import (CaptureError, Capturer, check_label, crop_name, delete_label, label_counts,
                              label_folder, video_frames)
@@ -237,7 +236,8 @@ def test_cli_ctrl_c_keeps_what_was_saved_and_says_how_many(tmp_path):
     out = tmp_path / "set"
     process = subprocess.Popen([sys.executable, "-m", "emotion", "capture", "--emotion", "happy", "--count", "10000",
                                 "--gap", "0", "--video", str(require(LONG_CLIP)), "--out", str(out)],
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=as_in_a_terminal)
     try:
         deadline = time.monotonic() + 120
         while len(list((out / "happy").glob("*.png"))) < 3 and process.poll() is None and time.monotonic() < deadline:
