@@ -61,11 +61,14 @@ GRAB_JS = """() => { const v = document.querySelector('video');
     c.getContext('2d').drawImage(v, 0, 0); return c.toDataURL('image/png'); }"""
 # Every audio element's playback in the page, as it happens (media events do not bubble: captured).
 AUDIO_EVENTS_JS = """window.__audio = [];
-for (const type of ["playing", "ended", "pause"]) document.addEventListener(type, (e) => {
+for (const type of ["play", "playing", "ended", "pause", "error", "emptied"]) document.addEventListener(type, (e) => {
     if (e.target.tagName !== "AUDIO") return;
     window.__audio.push({type, at: performance.now(), label: e.target.getAttribute("aria-label"),
                          src: e.target.currentSrc, time: e.target.currentTime, duration: e.target.duration});
 }, true);"""
+AUDIO_STATE_JS = """[...document.querySelectorAll('audio')].map(a => ({label: a.getAttribute('aria-label'),
+    autoplay: a.autoplay, paused: a.paused, readyState: a.readyState, error: a.error && a.error.code,
+    time: a.currentTime, src: a.currentSrc}))"""
 BROWSER_FPS_JS = """async (seconds) => { const v = document.querySelector('video');
     const q0 = v.getVideoPlaybackQuality(), t0 = performance.now();
     await new Promise(r => setTimeout(r, seconds * 1000));
@@ -407,7 +410,9 @@ def test_voice_says_the_live_emotion_while_the_video_runs(server, browser):
         webcam.page.screenshot(path=str(ARTIFACTS / "webcam-e2e-voice.png"))
         assert not webcam.page.locator('[data-testid="stException"]').count()
         starts = [e for e in events if e["type"] == "playing"]
-        assert starts, f"no clip played in {WATCH_VOICE_S} s of video: {events}\n{server.tail()}"
+        # Said on failure: each audio element's state (autoplay refused, never loaded, or replaced).
+        players = webcam.page.evaluate(AUDIO_STATE_JS)
+        assert starts, f"no clip played in {WATCH_VOICE_S} s of video: {events}\naudio elements: {players}\n{server.tail()}"
 
         first = starts[0]
         sentence = first["label"].split(": ", 1)[1]
