@@ -164,8 +164,8 @@ def main() -> None:
         rows += fer_rows(test.images, test.labels, args.runs)
 
     print(f"FER2013 PrivateTest ({len(test)} faces); latency: median per face, {os.cpu_count()} CPU cores")
-    print(f"| model | PrivateTest acc | macro-F1 | disgust recall | ms/face (batch 1) | CPU-ms/face (batch 1) "
-          f"| ms/face (batch 16) | parameters | MB |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| model | PrivateTest acc | macro-F1 | disgust recall | ms/face (batch 1) | CPU-ms/face (batch 1) "
+          "| ms/face (batch 16) | parameters | MB |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['model']} | {r['accuracy']:.2%} | {r['macro_f1']:.2%} | {r['disgust']:.0%} | "
               f"{r['ms1']:.2f} | {r['cpu1']:.2f} | {r['ms16']:.2f} | {r['params']:,} | {r['mb']:.2f} |")

@@ -15,4 +15,4 @@ from .recognizer import EmotionRecognizer, FaceResult, photo_report
 __all__ = ["LABELS", "FACE_SIZE", "EmotionClassifier", "EmotionRecognizer", "FaceResult",
            "BlazeFaceDetector", "HaarDetector", "YuNetDetector", "make_detector", "detection_scores", "load_image", "load_dataset",
            "Dataset", "DatasetError", "ImageError", "ModelError", "DEFAULT_MODEL",
-           "photo_report"]
+           "default_model_path", "photo_report"]

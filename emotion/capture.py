@@ -31,13 +31,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .access import DATASETS_DIR, check_name
+from .access import check_name
 from .common import one_line, write_atomically
 from .data import IMAGE_SUFFIXES
 from .labels import FACE_SIZE
 from .pipeline import crop_faces, detect_faces, smallest_face_px
 
-# DATASETS_DIR (the project's datasets/, git-ignored): where the app and the CLI put them by default.
 # A face is saved only when it is at least this share of the frame's shorter side and at least
 # FACE_SIZE pixels: a smaller one would be blown up into the 48x48 crop, and a face that small
 # in a webcam picture is someone in the background, not the person capturing.

@@ -147,6 +147,7 @@ def _parser() -> argparse.ArgumentParser:
     video.add_argument("--csv", help="write one row per frame and face here")
     video.add_argument("--every", type=int, default=1, metavar="K",
                        help="analyse every K-th frame (the others show the faces found last); default 1")
+    video.add_argument("--emoji", action="store_true", help="with --out: cover each face with its emotion's emoji")
     video.add_argument("--model", help="a .keras model (default: the shipped one)")
     return parser
 
@@ -297,7 +298,8 @@ def _train(args) -> int:
 
 
 def _capture(args) -> int:
-    from .capture import DATASETS_DIR, Capturer, camera_frames, video_frames
+    from .access import DATASETS_DIR
+    from .capture import Capturer, camera_frames, video_frames
 
     capturer = Capturer(args.out or DATASETS_DIR / "mine", args.emotion, args.count, gap_s=args.gap, started=True)
     frames = video_frames(args.video) if args.video else camera_frames(args.camera or 0)
@@ -342,10 +344,13 @@ def _dataset(args) -> int:
 
 def _video(args) -> int:
     from .classifier import EmotionClassifier
-    from .video import TerminalProgress, analyse_video, check_output, check_video
+    from .live import LiveSettings
+    from .video import VIDEO_MIN_FACE, TerminalProgress, analyse_video, check_output, check_video
 
     if not args.out and not args.csv:
         raise InputError("say what to write: --out VIDEO, --csv TABLE, or both")
+    if args.emoji and not args.out:
+        raise InputError("--emoji draws on the annotated video: give --out VIDEO too")
     if args.every < 1:
         raise InputError("--every must be at least 1")
     check_output(args.out)
@@ -353,8 +358,9 @@ def _video(args) -> int:
     classifier = EmotionClassifier.load(args.model)
     bar = TerminalProgress(sys.stderr)
     try:
-        summary = analyse_video(args.input, args.out, args.csv, classifier=classifier, every=args.every,
-                                progress=bar)
+        settings = LiveSettings(min_face=VIDEO_MIN_FACE, show_ids=True, emoji=args.emoji)
+        summary = analyse_video(args.input, args.out, args.csv, classifier=classifier, settings=settings,
+                                every=args.every, progress=bar)
     finally:
         bar.done()
     print(f"{args.input}: {summary.frames} frames ({info.width}x{info.height}"

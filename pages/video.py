@@ -81,10 +81,11 @@ with st.sidebar:
                           help="Higher: steadier labels, slower to follow a change.")
     every = st.number_input("Analyse every Nth frame", 1, 30, 1, key="video_every",
                             help="Above 1 is faster: the frames in between show the faces found last.")
+    emoji = st.toggle("Emoji overlay", key="video_emoji", help="Cover each face with its emotion's emoji.")
 
 upload = st.file_uploader("Video file", type=list(VIDEO_TYPES), key="video_upload",
                           help=f"MP4, MOV, WebM, MKV or AVI, up to {MAX_UPLOAD_MB} MB.")
-settings = LiveSettings(min_face=min_face / 100, smoothing=smoothing, show_ids=True)
+settings = LiveSettings(min_face=min_face / 100, smoothing=smoothing, show_ids=True, emoji=emoji)
 status = st.empty()
 if upload is None:
     status.info("Upload a video to see the emotions on every face, frame by frame.", icon=":material/movie:")

@@ -29,6 +29,26 @@ def app_page(page: str, secrets: dict | None = None, timeout: float = 300):
     return at
 
 
+@pytest.fixture
+def media(monkeypatch) -> dict[str, bytes]:
+    """Every file the app hands to Streamlit's media store (images, downloads), by file id.
+
+    AppTest keeps its media store only while a script runs, so record what goes in."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    stored: dict[str, bytes] = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def load_and_get_id(self, path_or_data, *args, **kwargs):
+        file_id = original(self, path_or_data, *args, **kwargs)
+        if isinstance(path_or_data, bytes):
+            stored[file_id] = path_or_data
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", load_and_get_id)
+    return stored
+
+
 def as_in_a_terminal() -> None:
     """Popen's preexec_fn for a command a test stops with Ctrl-C: a shell that runs the tests in
     the background (as CI may) starts them with SIGINT ignored, and a child would inherit that,

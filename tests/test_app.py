@@ -69,26 +69,6 @@ def analysed(at: AppTest, files: list[tuple[str, bytes, str]]) -> AppTest:
     return at
 
 
-@pytest.fixture
-def media(monkeypatch) -> dict[str, bytes]:
-    """Every file the app hands to Streamlit's media store (images, downloads), by file id.
-
-    AppTest keeps its media store only while a script runs, so record what goes in."""
-    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
-
-    stored: dict[str, bytes] = {}
-    original = MemoryMediaFileStorage.load_and_get_id
-
-    def load_and_get_id(self, path_or_data, *args, **kwargs):
-        file_id = original(self, path_or_data, *args, **kwargs)
-        if isinstance(path_or_data, bytes):
-            stored[file_id] = path_or_data
-        return file_id
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", load_and_get_id)
-    return stored
-
-
 def downloads(at: AppTest, media: dict[str, bytes], label: str) -> list[bytes]:
     """The content of every download button with this label."""
     return [media[button.proto.url.rsplit("/", 1)[-1].split(".")[0]]

@@ -20,7 +20,7 @@ import pytest
 
 from emotion.batch import LocalRay, read_results
 from conftest import ROOT, SHARED_DATA, as_in_a_terminal, require
-from tests.test_app import downloads, image_page, media  # noqa: F401 - media: the fixture recording downloads
+from tests.test_app import downloads, image_page
 
 PHOTOS = ("aind_gus.jpg", "deepface_couple.jpg", "NEG_fer_no-faces.jpg", "deepface_img1.jpg")
 CLIP_FRAMES = 20

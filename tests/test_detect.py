@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from emotion import load_image
-from emotion.detect import BlazeFaceDetector, HaarDetector, YuNetDetector, detection_scores, iou, make_detector
+from emotion.detect import BlazeFaceDetector, HaarDetector, detection_scores, iou, make_detector
 from emotion.pipeline import detect_faces, smallest_face_px
 
 from conftest import SHARED_DATA, require

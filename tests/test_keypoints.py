@@ -18,7 +18,6 @@ from emotion import keypoints as kp
 DATA = SHARED_DATA / "keypoints" / "keypoints96.npz"
 SHIPPED = ROOT / "models" / "facemood-keypoints.keras"
 
-from test_app import media  # noqa: E402, F401 - the fixture recording the pages' downloads
 from test_webcam_page import streamer  # noqa: E402, F401 - the fake webrtc_streamer the webcam page calls
 
 

@@ -230,6 +230,32 @@ def test_cli_writes_video_and_csv_with_progress(clip, tmp_path, test_model):
     assert sorted(set(read_rows(table)["frame"])) == list(range(0, CLIP_FRAMES, 2))
 
 
+
+def test_cli_emoji_covers_the_faces_and_nothing_else(clip, analysed, tmp_path, test_model):
+    out, table = tmp_path / "emoji.mp4", tmp_path / "emoji.csv"
+    done = cli(clip, "--out", out, "--csv", table, "--emoji")
+    assert done.returncode == 0, done.stderr
+    rows = read_rows(table)
+    assert rows.equals(read_rows(analysed["csv"]))  # the same analysis; only the drawing differs
+    plain = {frame.index: frame.rgb for frame in read_frames(analysed["out"], every=20)}
+    covered = 0
+    for frame in read_frames(out, every=20):
+        changed = np.abs(frame.rgb.astype(int) - plain[frame.index]).max(axis=2) > 60
+        faces = rows[(rows["frame"] == frame.index) & (rows["label"] != "")]
+        inside = np.zeros_like(changed)
+        for _, face in faces.iterrows():  # the face box, grown a little for the label above it
+            x, y, w, h = (int(face[k]) for k in ("x", "y", "w", "h"))
+            inside[max(0, y - h // 2):y + h + h // 4, max(0, x - w // 4):x + w + w // 4] = True
+        assert changed[~inside].mean() < 0.002, frame.index  # codec noise only, away from the faces
+        covered += changed[inside].mean() > 0.2 if len(faces) else 0
+    assert covered >= 4  # most sampled frames with a face have it covered
+
+
+def test_cli_emoji_needs_a_video_to_draw_on(clip, tmp_path):
+    done = cli(clip, "--csv", tmp_path / "only.csv", "--emoji")
+    assert done.returncode == 1 and done.stderr.strip() == "error: --emoji draws on the annotated video: give --out VIDEO too"
+    assert list(tmp_path.iterdir()) == []
+
 # --- memory -------------------------------------------------------------------------------
 
 LONG_FRAMES = 500  # 20 s of 720p: held in memory, its frames alone would take 1.4 GB

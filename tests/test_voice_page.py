@@ -11,7 +11,7 @@ import pytest
 from streamlit.testing.v1.local_script_runner import LocalScriptRunner
 
 from emotion import speech
-from test_app import analysed, app_model, image_page, media, upload  # noqa: F401 - fixtures
+from test_app import analysed, app_model, image_page, upload  # noqa: F401 - app_model: a fixture
 
 
 def wait_for_audio(at, seconds: float = 60):
