@@ -191,8 +191,8 @@ def finetune(data_dir: str | Path, out: str | Path, *, epochs: int = DEFAULT_EPO
     # Keras only now: a bad dataset or name is told at once, without seconds of imports.
     import keras
 
-    from .train import (TrainingStopped, _as_input, _callbacks, _compile, _data_path, training_record,
-                        _progress_callback, read_history, save_model, split_for_training)
+    from .train import (_as_input, _callbacks, _compile, _data_path, _progress_callback, fit_keeping_best,
+                        save_model, split_for_training, training_record)
 
     base_classifier = EmotionClassifier.load(base)  # checks the file; its model is not trained
     base_card = base_classifier.card
@@ -215,22 +215,14 @@ def finetune(data_dir: str | Path, out: str | Path, *, epochs: int = DEFAULT_EPO
         targets = np.eye(len(labels), dtype=np.float32)
         steps = math.ceil(len(train_set) / config.batch_size)
         started = time.perf_counter()
-        stopped = False
         with tempfile.TemporaryDirectory(prefix="facemood-finetune-") as run:
             run_dir = Path(run)
             report = _progress_callback(config, len(train_set), steps, progress, stop, run_dir / "history.csv")
-            try:
-                model.fit(_as_input(train_set.images), targets[train_set.labels],
-                          validation_data=(_as_input(val_set.images), targets[val_set.labels]),
-                          batch_size=config.batch_size, epochs=config.epochs, shuffle=True, verbose=0,
-                          callbacks=_callbacks(run_dir, config, report, None))
-            except TrainingStopped:
-                stopped = True
-            history = read_history(run_dir / "history.csv")
-            if not history or not (run_dir / "best.weights.h5").is_file():
-                raise RuntimeError("fine-tuning stopped before its first epoch ended; nothing was saved")
-            model.load_weights(run_dir / "best.weights.h5")
-        best = max(history, key=lambda row: row.get("val_accuracy", -1))
+            history, best, stopped = fit_keeping_best(
+                model, run_dir, "fine-tuning", x=_as_input(train_set.images), y=targets[train_set.labels],
+                validation_data=(_as_input(val_set.images), targets[val_set.labels]),
+                batch_size=config.batch_size, epochs=config.epochs,
+                callbacks=_callbacks(run_dir, config, report, None))
         if progress:
             progress({"kind": "evaluate", "best_epoch": best["epoch"], "stopped_by_user": stopped,
                       "faces": len(data)})

@@ -316,20 +316,12 @@ def train(data: Dataset, config: TrainConfig, out_path: str | Path,
     steps = math.ceil(len(train_set) / config.batch_size)
     report = _progress_callback(config, len(train_set), steps, progress, stop, run_dir / "history.csv")
     started = time.perf_counter()
-    stopped = False
-    try:
-        model.fit(_as_input(train_set.images), _targets(train_set, config, run_dir),
-                  validation_data=(_as_input(val_set.images), _one_hot(val_set.labels)),
-                  batch_size=config.batch_size, epochs=config.epochs, shuffle=True, verbose=0,
-                  class_weight=_class_weights(train_set.labels, config.class_weight),
-                  callbacks=_callbacks(run_dir, config, report, best_so_far))
-    except TrainingStopped:
-        stopped = True
-    history = read_history(run_dir / "history.csv")
-    if not history or not (run_dir / "best.weights.h5").is_file():
-        raise RuntimeError("training stopped before its first epoch ended; nothing was saved")
-    best = max(history, key=lambda row: row.get("val_accuracy", -1))
-    model.load_weights(run_dir / "best.weights.h5")
+    history, best, stopped = fit_keeping_best(
+        model, run_dir, "training", x=_as_input(train_set.images), y=_targets(train_set, config, run_dir),
+        validation_data=(_as_input(val_set.images), _one_hot(val_set.labels)),
+        batch_size=config.batch_size, epochs=config.epochs,
+        class_weight=_class_weights(train_set.labels, config.class_weight),
+        callbacks=_callbacks(run_dir, config, report, best_so_far))
 
     classifier = EmotionClassifier(model, {"preprocessing": {"flip_average": True}})
     evaluation = {}
@@ -369,6 +361,22 @@ def train(data: Dataset, config: TrainConfig, out_path: str | Path,
     if progress:
         progress({"kind": "done", "model_path": str(out_path), "card": card})
     return TrainResult(out_path, card, stopped, run_dir)
+
+
+def fit_keeping_best(model, run_dir: Path, what: str, **fit_args) -> tuple[list[dict], dict, bool]:
+    """``model.fit(**fit_args)`` with callbacks from :func:`_callbacks` writing ``run_dir``, then
+    the best epoch's weights loaded back: (history, the best epoch's row, stopped by the user).
+    ``what`` ("training", "fine-tuning") names the run when not one epoch ended."""
+    stopped = False
+    try:
+        model.fit(shuffle=True, verbose=0, **fit_args)
+    except TrainingStopped:
+        stopped = True
+    history = read_history(run_dir / "history.csv")
+    if not history or not (run_dir / "best.weights.h5").is_file():
+        raise RuntimeError(f"{what} stopped before its first epoch ended; nothing was saved")
+    model.load_weights(run_dir / "best.weights.h5")
+    return history, max(history, key=lambda row: row.get("val_accuracy", -1)), stopped
 
 
 def training_record(config, history: list[dict], best: dict, stopped: bool, early_stopped: bool,
