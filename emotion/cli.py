@@ -141,6 +141,15 @@ def _parser() -> argparse.ArgumentParser:
     dataset.add_argument("--format", choices=("folders", "csv"), default="folders",
                          help="DST/train/<label>/ and DST/test/<label>/ PNGs, or a FER2013-format CSV")
 
+    pack = commands.add_parser("pack", help="write a dataset's faces as compact WebP mosaics, to train "
+                                            "where the data is not (a GPU machine)")
+    pack.add_argument("--data", required=True, help="FER2013 CSV (.csv or .csv.gz) or image folders")
+    pack.add_argument("--out", required=True, help="the pack's folder (e.g. packs/fer2013, git-ignored)")
+    pack.add_argument("--splits", nargs="+", default=["Training", "PublicTest"],
+                      choices=("Training", "PublicTest", "PrivateTest"),
+                      help="default: Training and PublicTest (train and choose; PrivateTest is scored here)")
+    pack.add_argument("--quality", type=int, default=95, help="WebP quality, 1-100 (100: lossless); default 95")
+
     video = commands.add_parser("video", help="analyse a video file: the annotated video and a per-frame CSV")
     video.add_argument("input", metavar="IN", help="the video file (MP4, WebM, MOV, AVI, ...)")
     video.add_argument("--out", help="write the annotated video here (.mp4, .webm, .mkv or .mov)")
@@ -372,6 +381,23 @@ def _video(args) -> int:
     return 0
 
 
+def _pack(args) -> int:
+    import numpy as np
+
+    from .data import Dataset, load_dataset, write_pack
+
+    data = load_dataset(args.data)
+    keep = np.isin(data.usage, args.splits)
+    record = write_pack(Dataset(data.images[keep], data.labels[keep], data.usage[keep], data.source),
+                        args.out, args.quality)
+    for mosaic in record["mosaics"]:
+        print(f"{Path(args.out) / mosaic['file']}: {mosaic['faces']} {mosaic['split']} faces, "
+              f"{mosaic['bytes'] / 2**20:.1f} MiB")
+    print(f"wrote {Path(args.out) / 'pack.json'}: grey levels off by {record['mean_abs_error']:.2f} on average "
+          f"(at most {record['max_abs_error']}); train on it with --data {args.out}")
+    return 0
+
+
 def _batch(args) -> int:
     import signal
 
@@ -462,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     _silence_native_logs()
-    handlers = {"batch": _batch, "video": _video, "predict": _predict, "evaluate": _evaluate, "train": _train, "finetune": _finetune, "capture": _capture, "dataset": _dataset, "export": _export}
+    handlers = {"batch": _batch, "video": _video, "predict": _predict, "evaluate": _evaluate, "train": _train, "finetune": _finetune, "capture": _capture, "dataset": _dataset, "export": _export, "pack": _pack}
     try:
         return handlers[args.command](args)
     except (InputError, DatasetError, ModelError, ValueError, OSError) as error:

@@ -89,3 +89,86 @@ def test_empty_or_missing_inputs(tmp_path):
     (tmp_path / "folder" / "joy").mkdir()
     with pytest.raises(DatasetError, match="unknown emotion 'joy'"):
         load_dataset(tmp_path / "folder")
+
+
+# --- packs: the compact copy carried to a GPU machine ---------------------------------------
+
+
+def real_part(fer2013, training=300, public=100):
+    from emotion.data import Dataset
+
+    train, public_test = fer2013.split("Training").head(training), fer2013.split("PublicTest").head(public)
+    return Dataset(np.concatenate([train.images, public_test.images]),
+                   np.concatenate([train.labels, public_test.labels]),
+                   np.concatenate([train.usage, public_test.usage]), fer2013.source)
+
+
+def test_a_pack_reads_back_as_the_faces_it_was_made_of(fer2013, tmp_path):
+    from emotion.data import PACK_COLUMNS, PACK_ROWS, write_pack
+
+    part = real_part(fer2013)
+    record = write_pack(part, tmp_path / "pack")
+    back = load_dataset(tmp_path / "pack")
+    assert back.labels.tolist() == part.labels.tolist() and back.usage.tolist() == part.usage.tolist()
+    error = np.abs(back.images.astype(int) - part.images)
+    assert error.mean() < 1.5 and error.mean() == pytest.approx(record["mean_abs_error"], abs=0.01)
+    assert record["source_checksum_md5"] == part.checksum()
+    # Small: under 1.1 kB a face at quality 95, where the faces alone are 2.3 kB.
+    assert sum(m["bytes"] for m in record["mosaics"]) / len(part) < 1100
+    # Lossless at 100; a split larger than one mosaic spans several.
+    lossless = write_pack(part, tmp_path / "lossless", quality=100)
+    assert np.array_equal(load_dataset(tmp_path / "lossless").images, part.images) and lossless["max_abs_error"] == 0
+    assert max(PACK_COLUMNS, PACK_ROWS) * 48 <= 16383  # a mosaic stays inside WebP's largest picture
+
+
+def test_a_large_split_spans_several_mosaics(tmp_path, monkeypatch):
+    from emotion import data as data_module
+    from emotion.data import Dataset, write_pack
+
+    monkeypatch.setattr(data_module, "PACK_ROWS", 1)  # 128 faces a mosaic
+    faces = np.random.default_rng(0).integers(0, 256, (300, 48, 48), dtype=np.uint8)
+    part = Dataset(faces, np.arange(300) % 7, np.array(["Training"] * 300), "noise")
+    record = write_pack(part, tmp_path / "pack", quality=100)
+    assert [m["faces"] for m in record["mosaics"]] == [128, 128, 44]
+    back = load_dataset(tmp_path / "pack")
+    assert np.array_equal(back.images, faces) and back.labels.tolist() == part.labels.tolist()
+
+
+def test_a_broken_pack_is_refused_in_one_line(fer2013, tmp_path):
+    import json
+
+    from emotion.data import write_pack
+
+    pack = tmp_path / "pack"
+    write_pack(real_part(fer2013, 140, 0), pack)
+    record = json.loads((pack / "pack.json").read_text())
+    cases = {
+        "missing mosaic": lambda: (pack / "Training-0.webp").unlink(),
+        "path trick": lambda: (pack / "pack.json").write_text(json.dumps(
+            {**record, "mosaics": [{**record["mosaics"][0], "file": "../../etc/passwd"}]})),
+        "wrong count": lambda: (pack / "pack.json").write_text(json.dumps(
+            {**record, "mosaics": [{**record["mosaics"][0], "faces": 500}]})),
+        "bad label": lambda: (pack / "pack.json").write_text(json.dumps(
+            {**record, "mosaics": [{**record["mosaics"][0], "labels": [9] * 140}]})),
+        "not json": lambda: (pack / "pack.json").write_text("{"),
+    }
+    for case, damage in cases.items():
+        write_pack(real_part(fer2013, 140, 0), pack)
+        damage()
+        with pytest.raises(DatasetError) as error:
+            load_dataset(pack)
+        assert "\n" not in str(error.value), case
+
+
+def test_cli_packs_training_and_public_test_only(tmp_path, fer2013_slice):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    done = subprocess.run([sys.executable, "-m", "emotion", "pack", "--data", str(fer2013_slice),
+                           "--out", str(tmp_path / "pack")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    back = load_dataset(tmp_path / "pack")
+    assert sorted(set(back.usage)) == ["PublicTest", "Training"] and len(back) == 256 + 64
+    assert "train on it with --data" in done.stdout
