@@ -35,10 +35,15 @@ def sideways(page) -> list[int]:
 
 
 def test_a_clip_analysed_played_downloaded_and_charted(server, browser, tmp_path):
+    """Light: the plain analysis, checked in full. Dark: with the emoji overlay on, which covers
+    the face in the downloaded video where the light one shows it."""
     clip = require(CLIP)
+    videos = {}
     for theme in ("light", "dark"):
         context, page, _ = open_page(browser, server, "video", theme=theme, init=WATCH_JS)
         try:
+            if theme == "dark":
+                page.get_by_text("Emoji overlay").click()
             upload_and_analyse(page, clip)
             page.get_by_role("button", name="Results CSV").wait_for()
             wait_idle(page)
@@ -50,6 +55,9 @@ def test_a_clip_analysed_played_downloaded_and_charted(server, browser, tmp_path
                 assert any(re.fullmatch(r"Analysing fer_test\.mp4: frame \d+ of 115 \(\d+%\), \d+:\d\d left", text)
                            for text in seen), seen
                 check_results(page, tmp_path)
+            videos[theme] = download(page, "Annotated video (MP4)", tmp_path / theme)
+            if theme == "dark":
+                table = download(page, "Results CSV", tmp_path / theme)
             for width in (1280, 390):
                 page.set_viewport_size({"width": width, "height": 900})
                 page.wait_for_timeout(500)
@@ -57,6 +65,21 @@ def test_a_clip_analysed_played_downloaded_and_charted(server, browser, tmp_path
                 screenshot(page, f"video-page-{width}-{theme}")
         finally:
             context.close()
+    # Frame 60 (the face labelled and still): the emoji changes the face box's pixels, little else.
+    rows = pd.read_csv(table)
+    x, y, w, h = rows.loc[rows["frame"] == 60, ["x", "y", "w", "h"]].astype(int).iloc[0]
+    plain, emoji = (next(f.rgb for f in read_frames(videos[theme]) if f.index == 60) for theme in ("light", "dark"))
+    changed = abs(plain.astype(int) - emoji).max(axis=2) > 60
+    assert changed[y:y + h, x:x + w].mean() > 0.3 and changed.mean() < 1.5 * changed[y:y + h, x:x + w].sum() / changed.size
+
+
+def download(page, button: str, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    with page.expect_download() as started:
+        page.get_by_role("button", name=button).click()
+    path = folder / started.value.suggested_filename
+    started.value.save_as(path)
+    return path
 
 
 def check_results(page, tmp_path) -> None:
