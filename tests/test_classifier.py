@@ -39,12 +39,25 @@ def test_well_above_chance_on_a_private_test_sample(classifier, fer2013):
     assert accuracy > 0.55, accuracy
 
 
+def test_the_card_figures_are_those_of_the_shipped_file_on_all_of_private_test(classifier, fer2013):
+    """Measured on the file as photos run it (its float twin), not read off its card: the
+    accuracy, and issue 12's bars for the hard classes (macro-F1 0.65, disgust recall 40 %)."""
+    from emotion.metrics import classification_report
+
+    test = fer2013.split("PrivateTest")
+    report = classification_report(test.labels, classifier.predict_proba_batched(test.images))
+    card = classifier.card["metrics"]["PrivateTest"]
+    assert report["accuracy"] == pytest.approx(card["accuracy"], abs=0.0005)
+    assert report["macro_f1"] == pytest.approx(card["macro_f1"], abs=0.001)
+    assert report["accuracy"] >= 0.675 and report["macro_f1"] >= 0.65 and report["recall"]["disgust"] >= 0.40
+
+
 def test_shipped_model_card_meets_the_bar():
     if not DEFAULT_MODEL.is_file():
         pytest.fail(f"the shipped model {DEFAULT_MODEL} is missing")
     card = json.loads(card_path(DEFAULT_MODEL).read_text())
     assert card["labels"] == list(LABELS)
-    assert card["metrics"]["PrivateTest"]["accuracy"] >= 0.66
+    assert card["metrics"]["PrivateTest"]["accuracy"] >= 0.675
     assert card["metrics"]["PrivateTest"]["n"] == 3589
     assert card["data"]["source"] == "fer2013.csv.gz" and card["data"]["train_faces"] == 28709
     assert card["file_size_bytes"] == DEFAULT_MODEL.stat().st_size <= 20 * 2 ** 20
