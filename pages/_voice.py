@@ -153,14 +153,16 @@ class LivePlayer:
         if self.voice is None:
             return
         latest, status = self.voice.latest(), self.voice.status
-        caption, played = self.run.played
+        caption, played, text = self.run.played
         if latest is not None and latest.seq > played:
             late = self.voice.clock() - latest.requested_at > self.max_delay
-            if not late:
-                caption = said(latest.clip)
+            # The announcer never asks for one sentence twice running, but a late clip skipped here
+            # between two asks can make it so: the listener would hear the same sentence again.
+            if not late and latest.clip.text != text:
+                caption, text = said(latest.clip), latest.clip.text
                 if self.settings.where == "browser":
                     self._play(latest)
-            self.run.played = (caption, latest.seq)
+            self.run.played = (caption, latest.seq, text)
         drawn = (caption, _problem(status))
         if drawn != self._drawn:
             self._drawn = drawn
