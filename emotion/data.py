@@ -126,8 +126,8 @@ def write_pack(data: Dataset, out: str | Path, quality: int = 95) -> dict:
                 raise DatasetError(f"{name} could not be encoded")
             write_atomically(out / name, lambda temp: temp.write_bytes(encoded.tobytes()))
             back = _tiles(cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE), len(faces)).astype(np.int16)
-            error_sum += int(np.abs(back - faces).sum())
-            error_max = max(error_max, int(np.abs(back - faces).max()))
+            error = np.abs(back - faces)
+            error_sum, error_max = error_sum + int(error.sum()), max(error_max, int(error.max()))
             record["mosaics"].append({"file": name, "split": split, "faces": len(faces),
                                       "bytes": len(encoded), "labels": labels.tolist()})
     record["mean_abs_error"] = round(error_sum / data.images.size, 3)
