@@ -97,6 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--no-augment", action="store_true", help="train without augmentation")
     train.add_argument("--run-dir", help="checkpoint folder (default runs/<name>)")
     train.add_argument("--seed", type=int)
+    train.add_argument("--init-from", help="start from this trained model's weights (same architecture "
+                                           "and width), e.g. a gentler second schedule")
 
     export = commands.add_parser("export", help="write a model's TFLite twin beside it, checked against Keras")
     export.add_argument("model", metavar="MODEL.keras")
@@ -256,7 +258,8 @@ def _evaluate(args) -> int:
 
 
 CONFIG_OPTIONS = ("epochs", "limit", "architecture", "width", "batch_size", "optimizer",
-                  "learning_rate", "weight_decay", "schedule", "class_weight", "early_stopping", "seed")
+                  "learning_rate", "weight_decay", "schedule", "class_weight", "early_stopping", "seed",
+                  "init_from")
 
 
 def _train_config(args):

@@ -53,6 +53,9 @@ class TrainConfig:
     teacher: str = ""
     distill_weight: float = 0.5        # the teacher's share of each target; the true label has the rest
     distill_temperature: float = 1.0   # above 1 softens the teacher's probabilities
+    # Warm start: a trained .keras model of the same architecture and width whose weights the
+    # run starts from (a second, gentler schedule after a finished one), instead of random ones.
+    init_from: str = ""
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
@@ -140,6 +143,23 @@ def _targets(train_set: Dataset, config: TrainConfig, run_dir: Path) -> np.ndarr
     soft = probs.astype(np.float64) ** (1.0 / config.distill_temperature)
     soft /= soft.sum(axis=1, keepdims=True)
     return ((1 - config.distill_weight) * targets + config.distill_weight * soft).astype(np.float32)
+
+
+def _load_start_weights(model, path: Path) -> None:
+    """Copy a trained model's weights into ``model``, layer by layer; its augmentation may differ."""
+    import keras
+
+    if not path.is_file():
+        raise ValueError(f"start model not found: {path}")
+    start = keras.models.load_model(path, compile=False)
+    mine = [layer for layer in model.layers if layer.weights]
+    theirs = [layer for layer in start.layers if layer.weights]
+    shapes = [[tuple(w.shape) for w in layer.weights] for layer in mine]
+    if shapes != [[tuple(w.shape) for w in layer.weights] for layer in theirs]:
+        raise ValueError(f"{path.name} is not a {len(mine)}-layer model of this architecture and width; "
+                         f"start from a model trained with the same ones")
+    for target, source in zip(mine, theirs):
+        target.set_weights(source.get_weights())
 
 
 def _compile(model, config: TrainConfig) -> None:
@@ -309,6 +329,8 @@ def train(data: Dataset, config: TrainConfig, out_path: str | Path,
 
     keras.utils.set_random_seed(config.seed)
     model = build_model(config.architecture, config.augmentation, config.dropout, config.width)
+    if config.init_from:
+        _load_start_weights(model, Path(config.init_from))
     _compile(model, config)
     earlier = read_history(run_dir / "history.csv")
     best_so_far = max((row.get("val_accuracy", -1.0) for row in earlier), default=None)

@@ -1,0 +1,65 @@
+"""Warm start (TrainConfig.init_from): a run that begins from a trained model's weights, as a
+second, gentler schedule after a finished one does; one epoch on a slice of real FER2013."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def small_model(fer2013_slice, tmp_path_factory):
+    from emotion.data import load_dataset
+    from emotion.model import Augmentation
+    from emotion.train import TrainConfig, train
+
+    folder = tmp_path_factory.mktemp("start")
+    config = TrainConfig(architecture="small", width=8, epochs=1, augmentation=Augmentation.none())
+    return train(load_dataset(fer2013_slice), config, folder / "start.keras", run_dir=folder / "run").model_path
+
+
+def _trainable(path):
+    import keras
+
+    return [w.numpy() for w in keras.models.load_model(path, compile=False).trainable_weights]
+
+
+def test_a_run_starts_from_the_given_models_weights(fer2013_slice, small_model, tmp_path):
+    from emotion.data import load_dataset
+    from emotion.model import Augmentation
+    from emotion.train import TrainConfig, train
+
+    data = load_dataset(fer2013_slice)
+    # With a learning rate of 0 nothing moves: the saved weights are the start model's.
+    still = TrainConfig(architecture="small", width=8, epochs=1, augmentation=Augmentation.none(),
+                        optimizer="sgd", learning_rate=0.0, weight_decay=0.0, seed=5,
+                        init_from=str(small_model))
+    result = train(data, still, tmp_path / "still.keras", run_dir=tmp_path / "still")
+    assert result.card["training"]["config"]["init_from"] == str(small_model)
+    for mine, start in zip(_trainable(result.model_path), _trainable(small_model), strict=True):
+        np.testing.assert_array_equal(mine, start)
+
+    # The same run without a start model begins elsewhere.
+    fresh = TrainConfig(**{**still.__dict__, "init_from": ""})
+    other = train(data, fresh, tmp_path / "fresh.keras", run_dir=tmp_path / "fresh").model_path
+    assert any(not np.array_equal(a, b) for a, b in zip(_trainable(other), _trainable(small_model)))
+
+
+@pytest.mark.parametrize("start, message", [
+    ("missing", "start model not found"),
+    ("other-architecture", "not a 19-layer model of this architecture and width"),
+])
+def test_a_wrong_start_model_is_one_line(fer2013_slice, small_model, tmp_path, start, message):
+    path = tmp_path / "no-such.keras" if start == "missing" else small_model
+    config = tmp_path / "restart.json"
+    config.write_text(json.dumps({"architecture": "vgg", "width": 8, "epochs": 1}))
+    done = subprocess.run([sys.executable, "-m", "emotion", "train", "--data", fer2013_slice, "--config", config,
+                           "--out", tmp_path / "restart.keras", "--run-dir", tmp_path / "run", "--init-from", path],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert message in done.stderr
+    assert not (tmp_path / "restart.keras").exists()
