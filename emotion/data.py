@@ -216,6 +216,40 @@ def load_fer2013_csv(path: str | Path | bytes, name: str | None = None) -> Datas
     return Dataset(images, labels, usage.astype(str), source=source)
 
 
+# FER+ (fer2013new.csv): ten annotators' votes for every FER2013 row, in the same order,
+# over these columns; the first seven are ours under other names and in another order.
+FERPLUS_COLUMNS = {"anger": "angry", "disgust": "disgust", "fear": "fear", "happiness": "happy",
+                   "sadness": "sad", "surprise": "surprise", "neutral": "neutral"}
+
+
+def load_crowd_votes(path: str | Path, data: Dataset) -> np.ndarray:
+    """FER+ crowd votes for every face of ``data`` (the FER2013 CSV they were cast on) as
+    float32 shares (N, 7) in LABELS order; a face with no vote for any of the seven
+    (only "contempt", "unknown" or "not a face") has a row of zeros."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"crowd votes not found: {path}")
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError) as error:
+        raise DatasetError(f"{path.name} is not a readable CSV file: {one_line(error)}")
+    missing = [c for c in FERPLUS_COLUMNS if c not in table.columns]
+    if missing:
+        raise DatasetError(f"{path.name} lacks the FER+ vote column(s) {', '.join(missing)}")
+    if len(table) != len(data) or ("Usage" in table.columns
+                                   and not (table["Usage"].astype(str).to_numpy() == data.usage).all()):
+        raise DatasetError(f"{path.name} does not match {Path(data.source).name} row for row "
+                           f"({len(table)} against {len(data)} rows); FER+ votes go with the FER2013 CSV")
+    by_label = {ours: theirs for theirs, ours in FERPLUS_COLUMNS.items()}
+    votes = table[[by_label[label] for label in LABELS]].to_numpy(dtype=np.float64)
+    if not np.isfinite(votes).all() or (votes < 0).any():
+        raise DatasetError(f"{path.name} has vote counts that are not whole numbers of 0 or more")
+    totals = votes.sum(axis=1, keepdims=True)
+    return np.divide(votes, totals, out=np.zeros_like(votes), where=totals > 0).astype(np.float32)
+
+
 def _unpacked(data: bytes, name: str):
     """In-memory CSV bytes as a file for pandas, gunzipped when gzipped, never unpacking
     more than MAX_CSV_BYTES (a small .gz can unpack to gigabytes)."""

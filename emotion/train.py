@@ -53,6 +53,10 @@ class TrainConfig:
     teacher: str = ""
     distill_weight: float = 0.5        # the teacher's share of each target; the true label has the rest
     distill_temperature: float = 1.0   # above 1 softens the teacher's probabilities
+    # Crowd votes: FER+ (fer2013new.csv), whose ten annotators' shares of each training face
+    # are mixed into its target, crowd_weight of it; a face nobody gave an emotion keeps its label.
+    crowd_votes: str = ""
+    crowd_weight: float = 0.3
     # Warm start: a trained .keras model of the same architecture and width whose weights the
     # run starts from (a second, gentler schedule after a finished one), instead of random ones.
     init_from: str = ""
@@ -116,11 +120,27 @@ def _one_hot(labels: np.ndarray) -> np.ndarray:
     return np.eye(len(LABELS), dtype=np.float32)[labels]
 
 
-def _targets(train_set: Dataset, config: TrainConfig, run_dir: Path) -> np.ndarray:
-    """The training targets: one-hot true labels, or with a teacher those mixed with its
-    probabilities. The teacher runs once per run; its probabilities are kept in the run
-    folder for a resumed run (and recomputed if the teacher file changed)."""
+def _crowd_shares(data: Dataset, config: TrainConfig) -> np.ndarray:
+    """The crowd's shares (N, 7) for the faces :func:`split_for_training` trains on."""
+    from .data import load_crowd_votes
+
+    if not 0 <= config.crowd_weight < 0.5:
+        raise ValueError("crowd_weight must be within 0..0.5, so the true label keeps the largest share")
+    if not len(data.split("PublicTest")):
+        raise DatasetError("crowd votes need FER2013's own splits; this dataset has no PublicTest")
+    return load_crowd_votes(config.crowd_votes, data)[data.usage == "Training"][:config.limit]
+
+
+def _targets(train_set: Dataset, config: TrainConfig, run_dir: Path,
+             crowd: np.ndarray | None = None) -> np.ndarray:
+    """The training targets: one-hot true labels, mixed with the ``crowd``'s shares where it
+    voted, then with a teacher's probabilities. The teacher runs once per run; its
+    probabilities are kept in the run folder for a resumed run (and recomputed if the
+    teacher file changed)."""
     targets = _one_hot(train_set.labels)
+    if crowd is not None:
+        voted = crowd.sum(axis=1) > 0
+        targets[voted] = (1 - config.crowd_weight) * targets[voted] + config.crowd_weight * crowd[voted]
     if not config.teacher:
         return targets
     from .export import sha256
@@ -325,6 +345,7 @@ def train(data: Dataset, config: TrainConfig, out_path: str | Path,
         raise ValueError(f"the model file must end in .keras: {out_path}")
     run_dir = Path(run_dir) if run_dir else out_path.resolve().parent.parent / "runs" / out_path.stem
     train_set, val_set = split_for_training(data, config)
+    crowd = _crowd_shares(data, config) if config.crowd_votes else None
     _start_or_resume(run_dir, config, resume)
 
     keras.utils.set_random_seed(config.seed)
@@ -339,7 +360,7 @@ def train(data: Dataset, config: TrainConfig, out_path: str | Path,
     report = _progress_callback(config, len(train_set), steps, progress, stop, run_dir / "history.csv")
     started = time.perf_counter()
     history, best, stopped = fit_keeping_best(
-        model, run_dir, "training", x=_as_input(train_set.images), y=_targets(train_set, config, run_dir),
+        model, run_dir, "training", x=_as_input(train_set.images), y=_targets(train_set, config, run_dir, crowd),
         validation_data=(_as_input(val_set.images), _one_hot(val_set.labels)),
         batch_size=config.batch_size, epochs=config.epochs,
         class_weight=_class_weights(train_set.labels, config.class_weight),
