@@ -395,7 +395,9 @@ class LiveSession:
         self.stats = LiveStats(clock=clock)
         self.clock = clock
         self.listener = None
-        self.played = (None, 0, None)  # the page's voice player: (caption, number, sentence) of the last clip it handled
+        # The page's voice player: (caption, number of the last clip it handled, number and
+        # sentence of the last one it played).
+        self.played = (None, 0, 0, None)
         self._changed = threading.Condition()
         # One page run at a time may talk to streamlit-webrtc for this session (see :meth:`claim`).
         self.streamer_lock = threading.Lock()

@@ -153,16 +153,18 @@ class LivePlayer:
         if self.voice is None:
             return
         latest, status = self.voice.latest(), self.voice.status
-        caption, played, text = self.run.played
-        if latest is not None and latest.seq > played:
+        caption, seen, heard, text = self.run.played
+        if latest is not None and latest.seq > seen:
             late = self.voice.clock() - latest.requested_at > self.max_delay
-            # The announcer never asks for one sentence twice running, but a late clip skipped here
-            # between two asks can make it so: the listener would hear the same sentence again.
-            if not late and latest.clip.text != text:
-                caption, text = said(latest.clip), latest.clip.text
+            # The announcer asks for one sentence twice running only when it means it (the faces
+            # left and came back). Clips skipped here in between (late, or never seen) would make
+            # the listener hear a sentence again that the announcer did not ask for again.
+            repeat = latest.clip.text == text and latest.seq != heard + 1
+            if not late and not repeat:
+                caption, heard, text = said(latest.clip), latest.seq, latest.clip.text
                 if self.settings.where == "browser":
                     self._play(latest)
-            self.run.played = (caption, latest.seq, text)
+            self.run.played = (caption, latest.seq, heard, text)
         drawn = (caption, _problem(status))
         if drawn != self._drawn:
             self._drawn = drawn

@@ -366,6 +366,30 @@ def test_a_clip_that_comes_late_is_not_played(streamer):
     assert not at.exception and not at.get("audio")
 
 
+@pytest.mark.parametrize("late_between, heard_again", [(True, False), (False, True)])
+def test_a_sentence_is_heard_again_only_when_the_announcer_asked_again(streamer, late_between, heard_again):
+    """Happy, then (late or not at all) scared, then happy: a late clip skipped in between must not
+    make the listener hear "happy" twice running; asked twice running (the face left and came
+    back), it is said twice."""
+    at = webcam_page()
+    clock = Clock()
+    at.session_state["voice_announcer"] = announcer = Announcer(clock=clock)
+    at.toggle(key="voice_on").set_value(True).run()
+    live_run(at, streamer, at.session_state["webcam_session"], [])
+    asks = [["happy"], ["fear"], ["happy"]] if late_between else [["happy"], ["happy"]]
+    heard = []
+    for seq, labels in enumerate(asks, start=1):
+        announcer.announce(labels)
+        wait_for_clip(announcer, seq)
+        if late_between and seq == 2:
+            clock.now += 10  # the video moved on before this clip was ready
+        at.run()
+        assert not at.exception
+        heard += [audio.proto.alt for audio in at.get("audio")]
+    assert heard[0] == "Announcement 1: You look happy"
+    assert heard[1:] == ([f"Announcement {len(asks)}: You look happy"] if heard_again else [])
+
+
 def test_voice_off_leaves_the_video_alone(streamer):
     at = webcam_page()
     at.toggle(key="voice_on").set_value(True).run()
