@@ -165,9 +165,14 @@ def _targets(train_set: Dataset, config: TrainConfig, run_dir: Path,
     return ((1 - config.distill_weight) * targets + config.distill_weight * soft).astype(np.float32)
 
 
-def _load_start_weights(model, path: Path) -> None:
-    """Copy a trained model's weights into ``model``, layer by layer; its augmentation may differ."""
+def _load_start_weights(model, path: Path) -> dict:
+    """Copy a trained model's weights into ``model``, layer by layer (its augmentation may
+    differ); returns what the card keeps of it: its file, checksum and own training record,
+    so that a model's whole history stays on its card when the start file is replaced."""
     import keras
+
+    from .classifier import read_card
+    from .export import sha256
 
     if not path.is_file():
         raise ValueError(f"start model not found: {path}")
@@ -180,6 +185,9 @@ def _load_start_weights(model, path: Path) -> None:
                          f"start from a model trained with the same ones")
     for target, source in zip(mine, theirs):
         target.set_weights(source.get_weights())
+    training = read_card(path).get("training", {})
+    return {"model": path.name, "sha256": sha256(path),
+            "training": {key: value for key, value in training.items() if key != "history"}}
 
 
 def _compile(model, config: TrainConfig) -> None:
@@ -350,8 +358,7 @@ def train(data: Dataset, config: TrainConfig, out_path: str | Path,
 
     keras.utils.set_random_seed(config.seed)
     model = build_model(config.architecture, config.augmentation, config.dropout, config.width)
-    if config.init_from:
-        _load_start_weights(model, Path(config.init_from))
+    started_from = _load_start_weights(model, Path(config.init_from)) if config.init_from else None
     _compile(model, config)
     earlier = read_history(run_dir / "history.csv")
     best_so_far = max((row.get("val_accuracy", -1.0) for row in earlier), default=None)
@@ -399,6 +406,8 @@ def train(data: Dataset, config: TrainConfig, out_path: str | Path,
         "metrics": evaluation,
         "training": training_record(config, history, best, stopped, early_stopped, started),
     }
+    if started_from:
+        card["training"]["started_from"] = started_from
     save_model(model, out_path, card)
     card = json.loads(card_path(out_path).read_text())
     if progress:

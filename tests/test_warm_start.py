@@ -40,6 +40,12 @@ def test_a_run_starts_from_the_given_models_weights(fer2013_slice, small_model, 
                         init_from=str(small_model))
     result = train(data, still, tmp_path / "still.keras", run_dir=tmp_path / "still")
     assert result.card["training"]["config"]["init_from"] == str(small_model)
+    # The start model's own training stays on the card, should its file be replaced later.
+    started = result.card["training"]["started_from"]
+    start_card = json.loads(small_model.with_suffix(".json").read_text())
+    assert started["model"] == "start.keras" and len(started["sha256"]) == 64
+    assert started["training"]["epochs_run"] == 1 and "history" not in started["training"]
+    assert started["training"]["config"] == start_card["training"]["config"]
     for mine, start in zip(_trainable(result.model_path), _trainable(small_model), strict=True):
         np.testing.assert_array_equal(mine, start)
 
