@@ -29,10 +29,6 @@ st.markdown(
 )
 
 
-def percent(value) -> str:
-    return f"{value:.1%}" if isinstance(value, (int, float)) else "–"
-
-
 # The colours of emotion.plots' "page" style (PAGE_CELLS_COLORS, PAGE_DARK_TEXT), written out:
 # importing it would load matplotlib before this page shows anything.
 CELL_COLORS = ["#1c2a45", "#2a6fb8", "#a8d1ff"]
@@ -100,9 +96,9 @@ def show_card(path: Path, card: dict) -> None:
     cols = st.columns(2 * len(splits))
     for i, split in enumerate(splits):
         n = metrics[split].get("n")
-        cols[2 * i].metric(f"{split} accuracy", percent(metrics[split].get("accuracy")),
+        cols[2 * i].metric(f"{split} accuracy", _common.percent(metrics[split].get("accuracy")),
                            help=f"{n:,} faces" if n else None)
-        cols[2 * i + 1].metric(f"{split} macro-F1", percent(metrics[split].get("macro_f1")),
+        cols[2 * i + 1].metric(f"{split} macro-F1", _common.percent(metrics[split].get("macro_f1")),
                                help="F1 averaged over the seven emotions (rare ones count as much as common ones)")
 
     st.subheader("Recall per emotion")
@@ -111,7 +107,7 @@ def show_card(path: Path, card: dict) -> None:
     recall = pd.DataFrame({split: [metrics[split].get("recall", {}).get(label) for label in labels]
                            for split in splits}, index=labels)
     recall.index.name = "emotion"
-    st.dataframe(recall, column_config={s: st.column_config.NumberColumn(format="percent") for s in splits})
+    _common.percent_table(recall, splits)
 
     split = splits[-1]
     matrix = metrics[split].get("confusion_matrix")
@@ -122,8 +118,13 @@ def show_card(path: Path, card: dict) -> None:
         st.altair_chart(confusion_chart(matrix, labels), width="stretch")
 
     training = card.get("training", {})
-    if training.get("epochs_run"):
-        st.caption(f"Trained for {training['epochs_run']} epochs; the best was epoch {training.get('best_epoch', '?')}.")
+    runs = _common.epochs_run(training)
+    if len(runs) == 1:
+        st.caption(f"Trained for {runs[0]} epochs; the best was epoch {training.get('best_epoch', '?')}.")
+    elif runs:
+        st.caption(f"Trained for {runs[0]} epochs, then " + ", then ".join(f"{n} more" for n in runs[1:])
+                   + f" starting from the model before; the best of the last run was its epoch "
+                     f"{training.get('best_epoch', '?')}.")
     runtimes = card.get("runtimes")  # which runtime each kind of page uses (its TFLite twins)
     if isinstance(runtimes, dict) and runtimes:
         st.caption("Runs on " + "; ".join(f"{use}: {how}" for use, how in runtimes.items()) + ".")

@@ -68,10 +68,6 @@ FIGURE_STYLE = "page"  # transparent figures with grey text: they read on the li
 _drawn_last: list[tuple[object, Callable[[], None]]] = []
 
 
-def percent(value) -> str:
-    return f"{value:.1%}" if isinstance(value, (int, float)) else "–"
-
-
 # --- inspecting a model ---------------------------------------------------------------
 
 
@@ -181,11 +177,13 @@ def model_view(path: Path, key: str, narrow: bool = False) -> None:
     metrics = (card.get("metrics") or {}).get(split or "", {})
     training = card.get("training") or {}
     cols = st.columns(2) + st.columns(2) if narrow else st.columns(4)
-    cols[0].metric(f"{split or 'Test'} accuracy", percent(metrics.get("accuracy")),
+    cols[0].metric(f"{split or 'Test'} accuracy", _common.percent(metrics.get("accuracy")),
                    help=f"{metrics['n']:,} faces" if metrics.get("n") else None)
-    cols[1].metric(f"{split or 'Test'} macro-F1", percent(metrics.get("macro_f1")))
+    cols[1].metric(f"{split or 'Test'} macro-F1", _common.percent(metrics.get("macro_f1")))
     cols[2].metric("Architecture", str(card.get("architecture", "–")))
-    cols[3].metric("Epochs (best)", f"{training.get('epochs_run', '–')} ({training.get('best_epoch', '–')})")
+    runs = _common.epochs_run(training)
+    cols[3].metric("Epochs (best)", f"{' + '.join(map(str, runs)) or '–'} ({training.get('best_epoch', '–')})",
+                   help="Epochs of each run, the model warm-started from the one before" if len(runs) > 1 else None)
 
     card_key = _common.model_key(card_path(path))
     curves = card_figure_png("curves", card_key)
@@ -197,8 +195,7 @@ def model_view(path: Path, key: str, narrow: bool = False) -> None:
     if confusion:
         st.image(confusion, caption=f"Confusion matrix on {split}: counts and row-normalised "
                                     "(rows: true emotion; columns: what the model read)")
-        st.dataframe(class_table(metrics), column_config={
-            c: st.column_config.NumberColumn(format="percent") for c in ("precision", "recall", "F1")})
+        _common.percent_table(class_table(metrics), ("precision", "recall", "F1"))
     show_mistakes(path)
     use_button(path, key)
     with st.expander("Model card"):
@@ -448,11 +445,11 @@ def finetune_result() -> None:
     st.success(f"Saved {done['name']} (`{done['path']}`). It is listed under **Inspect models**, "
                "where it can be put to use.", icon=":material/check_circle:")
     cols = st.columns(3)
-    cols[0].metric("Test accuracy before", "not defined" if done["before"] is None else percent(done["before"]),
+    cols[0].metric("Test accuracy before", "not defined" if done["before"] is None else _common.percent(done["before"]),
                    help="The model in use on the dataset's test faces. Not defined for labels of the "
                         "dataset's own: the model in use does not know them." if done["before"] is None
                    else "The model in use on the dataset's test faces.")
-    cols[1].metric("Test accuracy after", percent(done["after"]),
+    cols[1].metric("Test accuracy after", _common.percent(done["after"]),
                    delta=None if done["before"] is None else f"{(done['after'] - done['before']) * 100:+.1f} points",
                    help=f"{done['test_faces']} test faces, never trained on")
     cols[2].metric("Labels", len(done["labels"]), help=", ".join(done["labels"]))
