@@ -103,9 +103,14 @@ def test_home_shows_the_model_card(app_model):
     for split in ("PublicTest", "PrivateTest"):
         assert metrics[f"{split} accuracy"] == f"{card['metrics'][split]['accuracy']:.1%}"
         assert metrics[f"{split} macro-F1"] == f"{card['metrics'][split]['macro_f1']:.1%}"
-    recall, = (table.value for table in at.dataframe)
+    table, = at.dataframe
+    recall = table.value
     assert list(recall.index) == list(LABELS)
-    assert recall["PrivateTest"].tolist() == [card["metrics"]["PrivateTest"]["recall"][k] for k in LABELS]
+    assert recall["PrivateTest"].tolist() == pytest.approx(
+        [100 * card["metrics"]["PrivateTest"]["recall"][k] for k in LABELS])
+    assert json.loads(table.proto.columns)["PrivateTest"]["type_config"]["format"] == "%.1f%%"  # one decimal, all
+    first_run = card["training"].get("started_from", {}).get("training", card["training"])  # a warm start's base
+    assert f"Trained for {first_run['epochs_run']} epochs" in " ".join(c.value for c in at.caption)
     # The confusion matrix is a heat map with the counts written in (it fits a phone's width).
     confusion, = charts(at)
     cells = chart_data(confusion).pivot(index="true", columns="read", values="faces").loc[list(LABELS), list(LABELS)]

@@ -126,7 +126,7 @@ def test_inspect_shows_the_model_in_use_and_compares_two(app_model, models):
     assert any(c.startswith("Misclassified PrivateTest faces") for c in shown)
     table = at.dataframe[0].value
     assert list(table.index) == list(LABELS) and list(table.columns) == ["precision", "recall", "F1", "faces"]
-    assert table["recall"].tolist() == [card["metrics"]["PrivateTest"]["recall"][k] for k in LABELS]
+    assert table["recall"].tolist() == pytest.approx([100 * card["metrics"]["PrivateTest"]["recall"][k] for k in LABELS])
     assert table["faces"].sum() == card["metrics"]["PrivateTest"]["n"]
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["PrivateTest accuracy"] == f"{card['metrics']['PrivateTest']['accuracy']:.1%}"
@@ -137,6 +137,16 @@ def test_inspect_shows_the_model_in_use_and_compares_two(app_model, models):
     assert not at.exception and not at.error
     assert sum(c.startswith("Confusion matrix") for c in captions(at)) == 2
     assert len(at.dataframe) == 2
+
+
+def test_a_warm_started_models_epochs_read_run_by_run():
+    from pages import _common
+
+    assert _common.epochs_run({"epochs_run": 88, "best_epoch": 87}) == [88]
+    warm = {"epochs_run": 20, "started_from": {"model": "a.keras", "training": {
+        "epochs_run": 30, "started_from": {"training": {"epochs_run": 88}}}}}
+    assert _common.epochs_run(warm) == [88, 30, 20]
+    assert _common.epochs_run({}) == []
 
 
 def test_a_folder_without_models_says_how_to_get_one(monkeypatch, tmp_path):
