@@ -10,6 +10,8 @@ on it before (seven-emotion datasets only: a new output layer has no "before") a
 The pieces are those of :mod:`emotion.train` (compiling, Keras' callbacks with the best epoch
 chosen on a hold-out of the train split, saving the model and its card atomically); the
 model starts from a fresh copy of the active model's file, which is only read, never written.
+The app runs it in the background, with a Stop, as a job of :mod:`emotion.jobs`
+(:func:`emotion.jobs.start_finetune`); the command line calls it here.
 
 >>> result = finetune("datasets/me", "models/me.keras", epochs=3, freeze=8)
 >>> result.before, result.after      # accuracy on the personal test split (before: None for new labels)
@@ -41,13 +43,6 @@ DEFAULT_LEARNING_RATE = 1e-4   # a tenth of the shipped model's: adjust the feat
 NEW_OUTPUT_LEARNING_RATE = 1e-3
 MAX_BATCH_SIZE = 32            # personal datasets are small: more steps an epoch
 LAYOUT = "DST/train/<label>/*.png and DST/test/<label>/*.png, as `python -m emotion dataset` writes"
-
-# One fine-tune at a time in a process: each takes the CPU for minutes.
-_BUSY = threading.Lock()
-
-
-class FinetuneBusy(RuntimeError):
-    """Another fine-tune is running in this process."""
 
 
 @dataclass
@@ -176,7 +171,9 @@ def finetune(data_dir: str | Path, out: str | Path, *, epochs: int = DEFAULT_EPO
              learning_rate: float | None = None, base: str | Path | None = None,
              progress=None, stop: threading.Event | None = None) -> FinetuneResult:
     """Fine-tune ``base`` (default: the active model) on the personal dataset ``data_dir`` and
-    save the new model with its card at ``out``. ``progress`` gets train()'s events.
+    save the new model with its card at ``out``. ``progress`` gets train()'s events. Once
+    ``stop`` is set the run ends after the current batch and the best finished epoch is
+    saved (its card says ``stopped_by_user``); RuntimeError when no epoch had finished.
     ``learning_rate`` defaults to DEFAULT_LEARNING_RATE, or NEW_OUTPUT_LEARNING_RATE for a
     dataset with labels of its own."""
     if epochs < 1:
@@ -203,63 +200,58 @@ def finetune(data_dir: str | Path, out: str | Path, *, epochs: int = DEFAULT_EPO
     config = _config(base_card, epochs, learning_rate)
     train_set, val_set = split_for_training(data, config)
 
-    if not _BUSY.acquire(blocking=False):
-        raise FinetuneBusy("a fine-tune is already running here; wait for it to end")
-    try:
-        before = None if new_output else _report(base_classifier.model, base_card, labels, test)
-        keras.utils.set_random_seed(config.seed)
-        # A fresh copy from the file: the classifier the app holds is never changed.
-        model = _with_output(keras.saving.load_model(base, compile=False), labels, new_output)
-        trainable = _freeze(model, freeze)
-        _compile(model, config)
-        targets = np.eye(len(labels), dtype=np.float32)
-        steps = math.ceil(len(train_set) / config.batch_size)
-        started = time.perf_counter()
-        with tempfile.TemporaryDirectory(prefix="facemood-finetune-") as run:
-            run_dir = Path(run)
-            report = _progress_callback(config, len(train_set), steps, progress, stop, run_dir / "history.csv")
-            history, best, stopped = fit_keeping_best(
-                model, run_dir, "fine-tuning", x=_as_input(train_set.images), y=targets[train_set.labels],
-                validation_data=(_as_input(val_set.images), targets[val_set.labels]),
-                batch_size=config.batch_size, epochs=config.epochs,
-                callbacks=_callbacks(run_dir, config, report, None))
-        if progress:
-            progress({"kind": "evaluate", "best_epoch": best["epoch"], "stopped_by_user": stopped,
-                      "faces": len(data)})
-        after = _report(model, base_card, labels, test)
-        metrics = {"Training": _report(model, base_card, labels, train_set),
-                   "validation": _report(model, base_card, labels, val_set), "PrivateTest": after}
-        card = {
-            "name": out.stem,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "labels": list(labels),
-            "input": base_card.get("input") or {"shape": [FACE_SIZE, FACE_SIZE], "dtype": "uint8"},
-            "preprocessing": base_card.get("preprocessing") or {"flip_average": True},
-            "architecture": base_card.get("architecture", "unknown"),
-            "parameters": int(model.count_params()),
-            "backend": keras.backend.backend(),
-            "keras_version": keras.__version__,
-            "data": {"source": Path(data.source).name, "path": _data_path(data.source),
-                     "checksum_md5": data.checksum(), "train_faces": len(train_set),
-                     "validation_faces": len(val_set), "test_faces": len(test),
-                     "validation": "10% of the personal train split",
-                     "class_counts_train": np.bincount(train_set.labels, minlength=len(labels)).tolist()},
-            "metrics": metrics,
-            "finetune": {
-                "base_model": base.name, "base_model_name": base_classifier.name,
-                "new_output_layer": new_output, "frozen_layers": freeze, "trainable_layers": trainable,
-                "test_split": "the personal dataset's test/ folder (PrivateTest here), never trained on",
-                "accuracy_before": None if before is None else before["accuracy"],
-                "accuracy_after": after["accuracy"],
-                "before": before if before is not None else
-                "not defined: the new output layer reads labels the base model does not know",
-            },
-            "training": training_record(config, history, best, stopped, False, started),
-        }
-        save_model(model, out, card)
-        card = json.loads(card_path(out).read_text())
-    finally:
-        _BUSY.release()
+    before = None if new_output else _report(base_classifier.model, base_card, labels, test)
+    keras.utils.set_random_seed(config.seed)
+    # A fresh copy from the file: the classifier the app holds is never changed.
+    model = _with_output(keras.saving.load_model(base, compile=False), labels, new_output)
+    trainable = _freeze(model, freeze)
+    _compile(model, config)
+    targets = np.eye(len(labels), dtype=np.float32)
+    steps = math.ceil(len(train_set) / config.batch_size)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="facemood-finetune-") as run:
+        run_dir = Path(run)
+        report = _progress_callback(config, len(train_set), steps, progress, stop, run_dir / "history.csv")
+        history, best, stopped = fit_keeping_best(
+            model, run_dir, "fine-tuning", x=_as_input(train_set.images), y=targets[train_set.labels],
+            validation_data=(_as_input(val_set.images), targets[val_set.labels]),
+            batch_size=config.batch_size, epochs=config.epochs,
+            callbacks=_callbacks(run_dir, config, report, None))
+    if progress:
+        progress({"kind": "evaluate", "best_epoch": best["epoch"], "stopped_by_user": stopped,
+                  "faces": len(data)})
+    after = _report(model, base_card, labels, test)
+    metrics = {"Training": _report(model, base_card, labels, train_set),
+               "validation": _report(model, base_card, labels, val_set), "PrivateTest": after}
+    card = {
+        "name": out.stem,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "labels": list(labels),
+        "input": base_card.get("input") or {"shape": [FACE_SIZE, FACE_SIZE], "dtype": "uint8"},
+        "preprocessing": base_card.get("preprocessing") or {"flip_average": True},
+        "architecture": base_card.get("architecture", "unknown"),
+        "parameters": int(model.count_params()),
+        "backend": keras.backend.backend(),
+        "keras_version": keras.__version__,
+        "data": {"source": Path(data.source).name, "path": _data_path(data.source),
+                 "checksum_md5": data.checksum(), "train_faces": len(train_set),
+                 "validation_faces": len(val_set), "test_faces": len(test),
+                 "validation": "10% of the personal train split",
+                 "class_counts_train": np.bincount(train_set.labels, minlength=len(labels)).tolist()},
+        "metrics": metrics,
+        "finetune": {
+            "base_model": base.name, "base_model_name": base_classifier.name,
+            "new_output_layer": new_output, "frozen_layers": freeze, "trainable_layers": trainable,
+            "test_split": "the personal dataset's test/ folder (PrivateTest here), never trained on",
+            "accuracy_before": None if before is None else before["accuracy"],
+            "accuracy_after": after["accuracy"],
+            "before": before if before is not None else
+            "not defined: the new output layer reads labels the base model does not know",
+        },
+        "training": training_record(config, history, best, stopped, False, started),
+    }
+    save_model(model, out, card)
+    card = json.loads(card_path(out).read_text())
     if progress:
         progress({"kind": "done", "model_path": str(out), "card": card})
     return FinetuneResult(out, card, labels, new_output,
@@ -298,61 +290,3 @@ def find_personal_datasets(roots, depth: int = 3, limit: int = 50) -> list[Path]
     for root in roots:
         walk(Path(root), 0)
     return sorted(dict.fromkeys(found))
-
-
-def _finetune_in_child(events, options: dict) -> None:
-    """The child process of :func:`finetune_in_child`: every event, then the result or the error."""
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from .common import one_line
-
-    try:
-        from .plots import save_training_figures
-
-        result = finetune(**options, progress=events.put)
-        save_training_figures(result.model_path, result.card)  # as every training does
-        events.put({"kind": "result", "result": result})
-    except Exception as error:  # noqa: BLE001 - reported to the parent as one line
-        events.put({"kind": "error", "message": one_line(error)})
-
-
-def finetune_in_child(data_dir: str | Path, out: str | Path, on_event=None, **options) -> FinetuneResult:
-    """:func:`finetune` in a child process, for the app: Streamlit clears Keras' global state
-    after every script run of any session, which must not happen under a training. Blocks
-    until it ends; ``on_event`` gets the progress events here. Raises ValueError (one line)."""
-    import multiprocessing
-    import queue
-
-    # spawn, not fork: this process already runs TensorFlow's threads.
-    context = multiprocessing.get_context("spawn")
-    events = context.Queue()
-    process = context.Process(target=_finetune_in_child, name="facemood-finetune", daemon=True,
-                              args=(events, {"data_dir": str(data_dir), "out": str(out), **options}))
-    if not _BUSY.acquire(blocking=False):
-        raise FinetuneBusy("a fine-tune is already running on this server; wait for it to end")
-    try:
-        process.start()
-        outcome = None
-        while outcome is None:
-            try:
-                event = events.get(timeout=0.2)
-            except queue.Empty:
-                if process.is_alive():
-                    continue
-                try:  # what it sent just before it ended
-                    event = events.get(timeout=1.0)
-                except queue.Empty:
-                    break
-            if event.get("kind") in ("result", "error"):
-                outcome = event
-            elif on_event is not None:
-                on_event(event)
-        process.join(timeout=30)
-    finally:
-        _BUSY.release()
-    if outcome is None:
-        raise RuntimeError(f"the fine-tuning process ended unexpectedly (exit code {process.exitcode})")
-    if outcome["kind"] == "error":
-        raise ValueError(outcome["message"])
-    return outcome["result"]

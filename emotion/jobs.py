@@ -5,13 +5,15 @@
   safe to read from any thread.
 * :class:`TerminalBar` draws that progress as a one-line bar in a terminal
   (``python -m emotion train``).
-* :class:`TrainingJob` runs ``train()`` in a child process watched by a background
-  thread; :func:`start_job` keeps one job per server process (one per Streamlit
-  server) and refuses a second while one runs; :func:`current_job` is the last one
-  started, running or finished.
+* :class:`TrainingJob` runs ``train()`` (a job of kind ``train``) or
+  :func:`emotion.finetune.finetune` (kind ``finetune``) in a child process watched by a
+  background thread; :func:`start_job` and :func:`start_finetune` keep one job per
+  server process (one per Streamlit server), a training or a fine-tune, and refuse a
+  second while one runs; :func:`current_job` is the last one started, running or finished.
 
-A job's model is written atomically (temporary file, then rename) by ``train()``;
-stopping a job ends it after the current batch and still saves the best epoch so far.
+A job's model is written atomically (temporary file, then rename) by ``train()`` or
+``finetune()``; stopping a job ends it after the current batch and still saves the best
+finished epoch so far (nothing, in one line, when no epoch had finished).
 """
 
 from __future__ import annotations
@@ -257,53 +259,87 @@ def _outcome(result) -> dict:
             "model_path": str(result.model_path), "eta": None}
 
 
-def _train_in_child(events, stop, data: Dataset, config, out_path: Path, run_dir: Path, name: str,
-                    keep_run: bool) -> None:
-    """The child process: train, write the figures, and report everything through ``events``."""
-    import os
+# What people call each kind of job, in messages.
+KINDS = {"train": "training", "finetune": "fine-tune"}
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+def _finish_in_child(events, stop, name: str, run) -> None:
+    """The end of every child: ``run()`` (a train() or finetune() result), the figures written
+    beside its model, and the outcome reported through ``events`` as one line."""
     from .plots import save_training_figures
-    from .train import discard_run, train
 
     try:
-        result = train(data, config, out_path, run_dir=run_dir, progress=events.put, stop=stop, name=name,
-                       resume=True)
+        result = run()
         fields = _outcome(result)
         fields["figures"] = tuple(str(p) for p in save_training_figures(result.model_path, result.card))
-        if not keep_run:
-            discard_run(run_dir)
     except Exception as error:  # noqa: BLE001 - reported to the parent as one line
-        log.warning("training %s ended with an error", name, exc_info=True)
+        log.warning("job %s ended with an error", name, exc_info=True)
         text = one_line(error)
         if stop.is_set():
-            fields = {"status": "stopped", "eta": None,
-                      "message": f"stopped before the first epoch ended; nothing was saved ({text})"}
+            message = "stopped before the first epoch ended; nothing was saved"
+            if "nothing was saved" not in text:  # not fit_keeping_best's own words for it: say what
+                message += f" ({text})"
+            fields = {"status": "stopped", "eta": None, "message": message}
         else:
             fields = {"status": "failed", "eta": None, "message": text}
     events.put({"kind": "finished", "fields": fields})
 
 
+def _train_in_child(events, stop, out_path: Path, name: str, settings: dict) -> None:
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from .train import discard_run, train
+
+    def run():
+        result = train(settings["data"], settings["config"], out_path, run_dir=settings["run_dir"],
+                       progress=events.put, stop=stop, name=name, resume=True)
+        if not settings["keep_run"]:
+            discard_run(settings["run_dir"])
+        return result
+
+    _finish_in_child(events, stop, name, run)
+
+
+def _finetune_in_child(events, stop, out_path: Path, name: str, settings: dict) -> None:
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from .finetune import finetune
+
+    _finish_in_child(events, stop, name, lambda: finetune(
+        settings["data_dir"], out_path, epochs=settings["epochs"], freeze=settings["freeze"],
+        learning_rate=settings["learning_rate"], base=settings["base"], progress=events.put, stop=stop))
+
+
+_CHILDREN = {"train": _train_in_child, "finetune": _finetune_in_child}
+
+
 class TrainingJob:
-    """One ``train()`` run in a child process, watched by a thread of this one; see :func:`start_job`.
+    """One ``train()`` or ``finetune()`` run in a child process, watched by a thread of this
+    one; see :func:`start_job` and :func:`start_finetune`.
 
     A separate process, not a thread: Streamlit calls ``keras.backend.clear_session()``
     after every script run, which would wipe Keras' global state under a training
     thread of the server. Progress comes back as the same events ``train()`` emits and
     collects in :attr:`progress`; :meth:`snapshot` may be called from any thread.
+
+    ``kind`` is ``train`` (``settings``: data, config, run_dir, keep_run) or ``finetune``
+    (``settings``: data_dir, epochs, freeze, learning_rate, base).
     """
 
-    def __init__(self, data: Dataset, config, out_path: str | Path, run_dir: str | Path | None = None,
-                 name: str | None = None, keep_run: bool = False, owner: str = ""):
+    def __init__(self, kind: str, out_path: str | Path, settings: dict, name: str | None = None,
+                 owner: str = ""):
         import multiprocessing
 
-        self.data = data
-        self.config = config
+        if kind not in _CHILDREN:
+            raise ValueError(f"unknown job kind {kind!r}: one of {', '.join(_CHILDREN)}")
+        self.kind = kind
+        self.settings = dict(settings)
+        self.data: Dataset | None = self.settings.get("data")   # a training's dataset and config
+        self.config = self.settings.get("config")
         self.out_path = Path(out_path)
-        self.run_dir = Path(run_dir) if run_dir else \
-            self.out_path.resolve().parent.parent / "runs" / self.out_path.stem
         self.name = name or self.out_path.stem
-        self.keep_run = keep_run
         self.owner = owner
         self.started_at = time.time()
         self.progress = TrainingProgress(self.out_path)
@@ -312,9 +348,14 @@ class TrainingJob:
         self._events = context.Queue()
         self._stop = context.Event()
         self._process = context.Process(
-            target=_train_in_child, name=f"facemood-train-{self.name}", daemon=True,
-            args=(self._events, self._stop, data, config, self.out_path, self.run_dir, self.name, keep_run))
+            target=_CHILDREN[kind], name=f"facemood-{kind}-{self.name}", daemon=True,
+            args=(self._events, self._stop, self.out_path, self.name, self.settings))
         self._watcher = threading.Thread(target=self._watch, name=f"facemood-watch-{self.name}", daemon=True)
+
+    @property
+    def what(self) -> str:
+        """``training`` or ``fine-tune``, for messages."""
+        return KINDS[self.kind]
 
     def start(self) -> "TrainingJob":
         self._process.start()
@@ -368,7 +409,7 @@ class TrainingJob:
         finally:
             if self.progress.snapshot().running:
                 self.progress.update(status="failed", eta=None, message=(
-                    f"the training process ended unexpectedly (exit code {self._process.exitcode})"))
+                    f"the {self.what} process ended unexpectedly (exit code {self._process.exitcode})"))
 
 
 _SLOT = threading.Lock()
@@ -380,6 +421,18 @@ def current_job() -> TrainingJob | None:
     return _current
 
 
+def _start(make) -> TrainingJob:
+    """Start the job ``make()`` builds, unless one of this process runs (JobBusy)."""
+    global _current
+    with _SLOT:
+        if _current is not None and _current.running:
+            snap = _current.snapshot()
+            raise JobBusy(f"a {_current.what} is already running on this server ({_current.name}: "
+                          f"{describe(snap)}); wait for it to end or stop it")
+        _current = make()
+        return _current.start()
+
+
 def start_job(data: Dataset, config, out_path: str | Path, *, run_dir: str | Path | None = None,
               name: str | None = None, keep_run: bool = False, owner: str = "") -> TrainingJob:
     """Start training ``config`` on ``data`` in the background; the model goes to ``out_path``.
@@ -389,13 +442,29 @@ def start_job(data: Dataset, config, out_path: str | Path, *, run_dir: str | Pat
     The child process is started with ``spawn``: a script that calls this needs the
     usual ``if __name__ == "__main__":`` guard.
     """
-    global _current
     check_dataset(data, config)
-    with _SLOT:
-        if _current is not None and _current.running:
-            snap = _current.snapshot()
-            raise JobBusy(f"a training is already running on this server ({_current.name}: "
-                          f"{describe(snap)}); wait for it to end or stop it")
-        _current = TrainingJob(data, config, out_path, run_dir=run_dir, name=name,
-                               keep_run=keep_run, owner=owner)
-        return _current.start()
+    out_path = Path(out_path)
+    run_dir = Path(run_dir) if run_dir else out_path.resolve().parent.parent / "runs" / out_path.stem
+    return _start(lambda: TrainingJob("train", out_path, {"data": data, "config": config, "run_dir": run_dir,
+                                                          "keep_run": keep_run}, name=name, owner=owner))
+
+
+def start_finetune(data_dir: str | Path, out_path: str | Path, *, epochs: int, freeze: int = 0,
+                   learning_rate: float | None = None, base: str | Path | None = None,
+                   name: str | None = None, owner: str = "") -> TrainingJob:
+    """Fine-tune ``base`` (default: the active model) on the personal dataset ``data_dir`` in
+    the background, as :func:`emotion.finetune.finetune` does; the model goes to ``out_path``.
+
+    Raises :class:`JobBusy` while another job (training or fine-tune) of this process runs,
+    DatasetError for a folder that is not a personal dataset and ValueError for a model file
+    that may not be written, in one line, before anything starts; the rest (the base model,
+    ``freeze``) is told by the job's end, as a failure.
+    """
+    from .classifier import default_model_path
+    from .finetune import check_out, personal_labels
+
+    personal_labels(data_dir)
+    check_out(out_path, Path(base) if base else default_model_path())
+    return _start(lambda: TrainingJob("finetune", out_path, {
+        "data_dir": str(data_dir), "epochs": int(epochs), "freeze": int(freeze), "learning_rate": learning_rate,
+        "base": None if base is None else str(base)}, name=name, owner=owner))

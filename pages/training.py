@@ -1,8 +1,8 @@
 """Training: inspect the models in models/ (curves, confusion matrix, mistakes, card), and
 train a new one in the background while watching it learn.
 
-The work is all in the ``emotion`` library: ``emotion.jobs`` runs ``train()`` on a
-background thread (one per server) with a thread-safe progress snapshot,
+The work is all in the ``emotion`` library: ``emotion.jobs`` runs ``train()`` or a
+fine-tune in a background process (one job per server) with a thread-safe progress snapshot,
 ``emotion.plots`` draws the figures and ``emotion.evaluation`` finds the models and
 their mistakes. This page only shows them and maps its controls to a TrainConfig.
 
@@ -258,26 +258,38 @@ def live_chart(snapshot: jobs.ProgressSnapshot, metric: str) -> alt.Chart:
                             autosize=alt.AutoSizeParams(type="fit-x", contains="padding"))
 
 
+def job_settings(job: jobs.TrainingJob) -> str:
+    """One line on what the job does, under its title."""
+    if job.kind == "finetune":
+        s = job.settings
+        return (f"from {Path(s['base']).name if s['base'] else 'the model in use'} · {s['epochs']} epoch(s)"
+                + (f" · the first {s['freeze']} layers frozen" if s["freeze"] else "")
+                + f" · dataset `{s['data_dir']}` · saving to `{job.out_path}`")
+    config = job.config
+    return (f"{config.architecture} · {config.optimizer} · learning rate {config.learning_rate:g} "
+            f"({config.schedule}) · batch {config.batch_size} · {len(job.data):,} faces in the dataset"
+            + (f", at most {config.limit:,} for training" if config.limit else "")
+            + f" · saving to `{job.out_path}`")
+
+
 def live_progress() -> None:
-    """The running job, redrawn every second without rerunning the rest of the page (a
-    fragment with a timer, set only while a run is in progress: see train_section)."""
+    """The running job (a training or a fine-tune), redrawn every second without rerunning
+    the rest of the page (a fragment with a timer, set only while a run is in progress: see
+    train_section and finetune_section)."""
     job = jobs.current_job()
     if job is None:
         return
     if not job.running:
         st.rerun()  # it ended: show the whole page again, with its result
     snapshot = job.snapshot()
-    config = job.config
-    st.subheader(f"Training {job.name}")
+    finetuning = job.kind == "finetune"
+    st.subheader(f"{'Fine-tuning' if finetuning else 'Training'} {job.name}")
     if job.owner != st.session_state.get("owner"):
-        st.info("This training was started by another session; one training runs at a time on this "
-                "server. You can watch it, or stop it.", icon=":material/info:")
-    st.caption(f"{config.architecture} · {config.optimizer} · learning rate {config.learning_rate:g} "
-               f"({config.schedule}) · batch {config.batch_size} · {len(job.data):,} faces in the dataset"
-               + (f", at most {config.limit:,} for training" if config.limit else "")
-               + f" · saving to `{job.out_path}`")
+        st.info(f"This {job.what} was started by another session; one training or fine-tune runs at a "
+                "time on this server. You can watch it, or stop it.", icon=":material/info:")
+    st.caption(job_settings(job))
     st.progress(snapshot.fraction, text=jobs.describe(snapshot))
-    st.button("Stop", key="stop", icon=":material/stop:", on_click=job.stop,
+    st.button("Stop", key="ft_stop" if finetuning else "stop", icon=":material/stop:", on_click=job.stop,
               disabled=snapshot.status in ("stopping", "evaluating"),
               help="End after the current batch and keep the best epoch so far")
     left, right = st.columns(2)
@@ -298,7 +310,15 @@ def job_result(job: jobs.TrainingJob) -> None:
         model_view(Path(snapshot.model_path), "new")
 
 
-def settings_form(busy: bool) -> None:
+def busy_note(job: jobs.TrainingJob | None, then: str) -> bool:
+    """Whether a job runs on this server, saying so (and when ``then`` can start) if it does."""
+    if job is None or not job.running:
+        return False
+    st.caption(f"A {job.what} is running on this server; {then} can start when it ends.")
+    return True
+
+
+def settings_form(job: jobs.TrainingJob | None) -> None:
     st.subheader("New training")
     source = st.radio("Data", list(SOURCES), format_func=SOURCES.get, key="data_source", horizontal=True)
     if source == "path":
@@ -341,8 +361,7 @@ def settings_form(busy: bool) -> None:
     if "model_name" not in st.session_state:
         st.session_state["model_name"] = f"mine-{datetime.now():%Y%m%d-%H%M}"
     st.text_input("Model name (saved as models/<name>.keras with its card)", key="model_name")
-    if busy:
-        st.caption("A training is running on this server; a new one can start when it ends.")
+    busy = busy_note(job, "a new training")
     if st.button("Start training", type="primary", key="start", icon=":material/play_arrow:", disabled=busy):
         start_training()
 
@@ -419,17 +438,23 @@ def start_training() -> None:
     st.rerun()
 
 
-def train_section() -> None:
-    job = jobs.current_job()
-    busy = job is not None and job.running
-    if busy:
+def job_view(job: jobs.TrainingJob | None, kind: str, result: Callable[[jobs.TrainingJob], None]) -> None:
+    """The server's job, if of this ``kind``: live while it runs, then ``result``. Whoever opens
+    the page, or comes back to it, sees it: the job lives in the server, not in a session."""
+    if job is None or job.kind != kind:
+        return
+    if job.running:
         # The timer exists only while a run is in progress: the fragment reruns the whole page
         # when the run ends, and that run, idle, starts no fragment and so no timer (Streamlit
         # stops the timer of a fragment that a full run no longer draws).
         st.fragment(live_progress, run_every=LIVE_REFRESH_S)()
-    elif job is not None:
-        job_result(job)
-    settings_form(busy)
+    else:
+        result(job)
+
+
+def train_section(job: jobs.TrainingJob | None) -> None:
+    job_view(job, "train", job_result)
+    settings_form(job)
 
 
 # --- fine-tuning on a personal dataset ------------------------------------------------
@@ -437,27 +462,36 @@ def train_section() -> None:
 FT_OTHER = "Another folder…"
 
 
-def finetune_result() -> None:
-    """The last fine-tune of this session: before and after on its test split."""
-    done = st.session_state.get("ft_result")
-    if not done:
+def finetune_result(job: jobs.TrainingJob) -> None:
+    """How the server's last fine-tune ended: before and after on its dataset's test split."""
+    snapshot = job.snapshot()
+    card = snapshot.card if snapshot.card and Path(snapshot.model_path).is_file() else None
+    listed = " It is listed under **Inspect models**, where it can be put to use." if card else ""
+    if snapshot.status == "done":
+        st.success(f"Fine-tuning {job.name}: {snapshot.message}.{listed}", icon=":material/check_circle:")
+    elif snapshot.status == "stopped":
+        st.warning(f"Fine-tuning {job.name}: {snapshot.message}.{listed}", icon=":material/stop_circle:")
+    else:
+        st.error(f"Fine-tuning {job.name} failed: {snapshot.message}", icon=":material/error:")
+    if card is None:
         return
-    st.success(f"Saved {done['name']} (`{done['path']}`). It is listed under **Inspect models**, "
-               "where it can be put to use.", icon=":material/check_circle:")
+    tuned = card.get("finetune") or {}
+    before, after = tuned.get("accuracy_before"), tuned.get("accuracy_after")
+    labels = card.get("labels") or []
     cols = st.columns(3)
-    cols[0].metric("Test accuracy before", "not defined" if done["before"] is None else _common.percent(done["before"]),
+    cols[0].metric("Test accuracy before", "not defined" if before is None else _common.percent(before),
                    help="The model in use on the dataset's test faces. Not defined for labels of the "
-                        "dataset's own: the model in use does not know them." if done["before"] is None
+                        "dataset's own: the model in use does not know them." if before is None
                    else "The model in use on the dataset's test faces.")
-    cols[1].metric("Test accuracy after", _common.percent(done["after"]),
-                   delta=None if done["before"] is None else f"{(done['after'] - done['before']) * 100:+.1f} points",
-                   help=f"{done['test_faces']} test faces, never trained on")
-    cols[2].metric("Labels", len(done["labels"]), help=", ".join(done["labels"]))
-    st.caption("Labels: " + ", ".join(done["labels"])
-               + (" (a new output layer)" if done["new_output"] else " (the seven emotions' outputs)"))
+    cols[1].metric("Test accuracy after", _common.percent(after),
+                   delta=None if before is None or after is None else f"{(after - before) * 100:+.1f} points",
+                   help=f"{card.get('data', {}).get('test_faces', '?')} test faces, never trained on")
+    cols[2].metric("Labels", len(labels), help=", ".join(labels))
+    st.caption("Labels: " + ", ".join(labels)
+               + (" (a new output layer)" if tuned.get("new_output_layer") else " (the seven emotions' outputs)"))
 
 
-def finetune_section(busy: bool) -> None:
+def finetune_section(job: jobs.TrainingJob | None) -> None:
     from emotion import finetune as tuning
 
     st.subheader("Fine-tune on a personal dataset")
@@ -465,7 +499,7 @@ def finetune_section(busy: bool) -> None:
                "on a dataset made on the Capture page or by `python -m emotion dataset` (`train/<label>/` and "
                "`test/<label>/` folders of faces). Labels other than the seven emotions (say `smile`) get a new "
                "output layer. The model in use is not changed: the result is a new model.")
-    finetune_result()
+    job_view(job, "finetune", finetune_result)
     policy = _access.policy()
     found = [str(p) for p in tuning.find_personal_datasets(policy.data_dirs)]
     choice = st.selectbox("Personal dataset", found + [FT_OTHER], key="ft_dataset",
@@ -482,60 +516,36 @@ def finetune_section(busy: bool) -> None:
     if "ft_name" not in st.session_state:
         st.session_state["ft_name"] = f"tuned-{datetime.now():%Y%m%d-%H%M}"
     cols[2].text_input("Name of the new model", key="ft_name", help="Saved as models/<name>.keras with its card")
-    if busy:
-        st.caption("A training is running on this server; fine-tuning can start when it ends.")
+    busy = busy_note(job, "fine-tuning")
     if st.button("Start fine-tuning", key="ft_start", icon=":material/tune:", disabled=busy):
         start_finetune()
 
 
 def start_finetune() -> None:
-    """Check everything a visitor chose, then fine-tune in a child process with a progress bar."""
-    from emotion import finetune as tuning
-
+    """Check everything a visitor chose, then start the fine-tune in the background; any
+    problem is one line, before TensorFlow starts."""
     s = st.session_state
     out = new_model_path(s["ft_name"])
     if out is None:
         return
-    name = out.stem
     text = s.get("ft_path", "") if s["ft_dataset"] == FT_OTHER else s["ft_dataset"]
     if not text.strip():
         st.error("Enter the folder of a personal dataset first.", icon=":material/error:")
         return
     try:
         folder = _access.policy().data_path(text.strip())
-        tuning.personal_labels(folder)  # a wrong folder is told at once, before TensorFlow starts
+        jobs.start_finetune(folder, out, epochs=int(s["ft_epochs"]), freeze=int(s["ft_freeze"]), name=out.stem,
+                            owner=s["owner"])
     except PathRefused as error:
         st.error(str(error), icon=":material/error:")
         return
     except DatasetError as error:
         st.error(f"The dataset cannot be used: {_common.one_line(error)}", icon=":material/error:")
         return
-    job = jobs.current_job()
-    if job is not None and job.running:
-        st.error("A training is running on this server; fine-tune when it ends.", icon=":material/error:")
+    except (jobs.JobBusy, ValueError, OSError) as error:
+        st.error(_common.one_line(error), icon=":material/error:")
         return
-    bar = st.progress(0.0, text="Starting (loading TensorFlow and the model)…")
-
-    def show(event: dict) -> None:
-        if event.get("kind") == "batch":
-            done = (event["epoch"] - 1) * event["batches"] + event["batch"]
-            bar.progress(min(done / (event["epochs"] * event["batches"]), 1.0),
-                         text=f"Fine-tuning: epoch {event['epoch']} of {event['epochs']}, "
-                              f"batch {event['batch']} of {event['batches']}")
-        elif event.get("kind") == "evaluate":
-            bar.progress(1.0, text="Measuring the accuracy on the test faces…")
-
-    try:
-        result = tuning.finetune_in_child(folder, out, on_event=show, epochs=int(s["ft_epochs"]),
-                                          freeze=int(s["ft_freeze"]))
-    except (ValueError, RuntimeError) as error:
-        bar.empty()
-        st.error(f"Fine-tuning failed: {_common.one_line(error)}", icon=":material/error:")
-        return
-    s["ft_result"] = {"name": name, "path": str(result.model_path), "before": result.before,
-                      "after": result.after, "labels": list(result.labels), "new_output": result.new_output,
-                      "test_faces": result.card["metrics"]["PrivateTest"]["n"]}
-    st.rerun()  # the new model is listed under Inspect models
+    st.rerun()
 
 
 st.title("Training")
@@ -552,9 +562,10 @@ with inspect_tab:
     inspect_section()
 with train_tab:
     if _access.training_gate():
-        train_section()
+        current = jobs.current_job()
+        train_section(current)
         st.divider()
-        finetune_section(jobs.current_job() is not None and jobs.current_job().running)
+        finetune_section(current)
 if keypoints_tab.open:
     with keypoints_tab:
         from pages import _keypoints

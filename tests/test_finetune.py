@@ -1,7 +1,9 @@
 """Fine-tuning on a personal dataset: ``python -m emotion finetune`` on small datasets made of real
 FER2013 faces written as PNGs (DST/train/<label>/, DST/test/<label>/, as ``python -m emotion
 dataset`` writes), with the seven emotions' labels and with labels of their own; the shipped
-model stays byte-identical; bad datasets and names get one line."""
+model stays byte-identical; bad datasets and names get one line. The app's way: a fine-tune
+job of emotion.jobs (in the background, one job per server, with a Stop), and the Training
+page's section that starts, shows, stops it and shows how it ended."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +21,7 @@ from PIL import Image
 
 from conftest import ROOT, SHIPPED_MODEL
 from emotion import EmotionClassifier, EmotionRecognizer, LABELS
+from emotion import jobs
 from emotion.annotate import draw_results
 from emotion.data import DatasetError
 from emotion.finetune import load_personal, personal_labels
@@ -163,25 +167,102 @@ def test_bad_datasets_get_one_line(tmp_path, emotion_dataset):
     assert not (tmp_path / "x.keras").exists()
 
 
+# --- in the background, as the app runs it ------------------------------------------------
+
+
+@pytest.fixture
+def no_job_left_running():
+    yield
+    job = jobs.current_job()
+    if job is not None and job.running:
+        job.stop()
+        job.join(600)
+
+
+def test_a_finetune_job_runs_to_its_result_and_is_alone_on_the_server(custom_dataset, tmp_path, app_model,
+                                                                      no_job_left_running):
+    out = tmp_path / "mouths.keras"
+    job = jobs.start_finetune(custom_dataset, out, epochs=2, base=app_model, owner="me")
+    assert job.kind == "finetune" and job.name == "mouths" and jobs.current_job() is job and job.running
+    # One job per server, whatever its kind: a second fine-tune waits for this one.
+    with pytest.raises(jobs.JobBusy, match="a fine-tune is already running on this server"):
+        jobs.start_finetune(custom_dataset, tmp_path / "second.keras", epochs=1, base=app_model)
+    snapshot = job.join(600)
+    assert snapshot.status == "done", snapshot.message
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert snapshot.card == card and snapshot.model_path == str(out)
+    assert card["training"]["epochs_run"] == 2 and not card["training"]["stopped_by_user"]
+    assert [row["epoch"] for row in snapshot.history] == [1, 2] and snapshot.epochs == 2
+    assert snapshot.message == (f"finished 2 epoch(s); the best epoch ({card['training']['best_epoch']}) "
+                                f"was saved as mouths.keras")
+    assert card["labels"] == ["frown", "smile"] and card["finetune"]["accuracy_after"] is not None
+    assert sorted(Path(f).name for f in snapshot.figures) == ["mouths-confusion.png", "mouths-curves.png"]
+    assert not (tmp_path / "second.keras").exists()
+
+
+def test_a_finetune_stopped_before_its_first_epoch_saves_nothing(emotion_dataset, tmp_path, app_model,
+                                                                 no_job_left_running):
+    job = jobs.start_finetune(emotion_dataset, tmp_path / "me.keras", epochs=3, base=app_model)
+    job.stop()
+    assert job.snapshot().status == "stopping"
+    snapshot = job.join(600)
+    assert snapshot.status == "stopped"
+    assert snapshot.message == "stopped before the first epoch ended; nothing was saved"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_finetune_job_refuses_bad_input_in_one_line_before_it_starts(tmp_path, emotion_dataset, app_model):
+    before = jobs.current_job()
+    with pytest.raises(DatasetError, match="dataset not found"):
+        jobs.start_finetune(tmp_path / "missing", tmp_path / "x.keras", epochs=1)
+    with pytest.raises(ValueError, match="is a shipped model"):
+        jobs.start_finetune(emotion_dataset, SHIPPED_MODEL, epochs=1)
+    assert jobs.current_job() is before
+
+
 # --- the Training page's section ---------------------------------------------------------
 
 
-def test_the_training_page_fine_tunes_a_dataset_from_the_allowed_folders(custom_dataset, tmp_path, monkeypatch,
-                                                                         app_model, shipped_md5):
-    """Pick the dataset found in an allowed folder, one epoch, Start: the page shows the test
-    accuracy after ("before" not defined for labels of its own), the new model is in the model
-    list, and the card lists its labels."""
-    from streamlit.testing.v1 import AppTest
-
+@pytest.fixture
+def page_env(tmp_path, monkeypatch, app_model, custom_dataset) -> Path:
+    """A models folder of the test's own (empty), and the personal datasets' folder allowed."""
     models = tmp_path / "models"
     models.mkdir()
     monkeypatch.setenv("FACEMOOD_MODELS_DIR", str(models))
     monkeypatch.setenv("FACEMOOD_DATA_DIRS", str(custom_dataset.parent))
     for name in ("FACEMOOD_TRAINING", "FACEMOOD_PASSWORD"):
         monkeypatch.delenv(name, raising=False)
+    return models
+
+
+def training_page():
+    from streamlit.testing.v1 import AppTest
+
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600).run()
     at.switch_page("pages/training.py").run()
     assert not at.exception, at.exception
+    return at
+
+
+def start_finetune(at, dataset: Path, name: str, epochs: int):
+    at.selectbox(key="ft_dataset").set_value(str(dataset.resolve()))
+    at.number_input(key="ft_epochs").set_value(epochs)
+    at.text_input(key="ft_name").set_value(name)
+    at.button(key="ft_start").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def test_the_training_page_fine_tunes_a_dataset_from_the_allowed_folders(custom_dataset, page_env, shipped_md5,
+                                                                         no_job_left_running):
+    """Pick the dataset found in an allowed folder, one epoch, Start: the page shows it running,
+    then the test accuracy after ("before" not defined for labels of its own), the new model is
+    in the model list, and the card lists its labels."""
+    from test_training_page import run_until
+
+    models = page_env
+    at = training_page()
     assert at.selectbox(key="ft_dataset").options == [str(custom_dataset.resolve()), "Another folder…"]
     # A folder outside the allowed ones is refused in one line, before anything runs.
     at.selectbox(key="ft_dataset").set_value("Another folder…").run()
@@ -189,16 +270,62 @@ def test_the_training_page_fine_tunes_a_dataset_from_the_allowed_folders(custom_
     at.button(key="ft_start").click().run()
     assert [e.value for e in at.error] and "Only data inside the allowed folders" in at.error[0].value
 
-    at.selectbox(key="ft_dataset").set_value(str(custom_dataset.resolve()))
-    at.number_input(key="ft_epochs").set_value(1)
-    at.text_input(key="ft_name").set_value("mouths")
-    at.button(key="ft_start").click().run()
-    assert not at.exception, at.exception
-    assert not at.error, [e.value for e in at.error]
+    start_finetune(at, custom_dataset, "mouths", epochs=1)
+    job = jobs.current_job()
+    assert job.kind == "finetune" and job.name == "mouths"
+    assert at.button(key="ft_start").disabled and at.button(key="start").disabled  # one job per server
+    seen = run_until(at, lambda: not job.running)
+    assert any(text.startswith("epoch 1/1 · batch") for text, _ in seen), seen
     shown = {m.label: m.value for m in at.metric}
     assert shown["Test accuracy before"] == "not defined"
     card = json.loads((models / "mouths.json").read_text())
     assert shown["Test accuracy after"] == f"{card['metrics']['PrivateTest']['accuracy']:.1%}"
+    assert [s.value for s in at.success] == [f"Fine-tuning mouths: {job.snapshot().message}. It is listed under "
+                                             "**Inspect models**, where it can be put to use."]
     assert card["labels"] == ["frown", "smile"] and (models / "mouths-confusion.png").is_file()
     assert "mouths.keras" in at.selectbox(key="inspect_model").options  # the model list shows file names
+    assert not at.button(key="ft_start").disabled
     assert md5(SHIPPED_MODEL) == shipped_md5
+
+
+def test_a_finetune_survives_leaving_the_page_and_stops_keeping_its_best_epoch(custom_dataset, page_env,
+                                                                              no_job_left_running):
+    """A long fine-tune: its progress and Stop are there again after visiting another page, and
+    for another visitor; Stop after an epoch saves the best finished one and says so."""
+    from test_training_page import run_until
+
+    models = page_env
+    at = start_finetune(training_page(), custom_dataset, "long", epochs=50)
+    job = jobs.current_job()
+    assert [h.value for h in at.subheader].count("Fine-tuning long") == 1
+    assert not at.button(key="ft_stop").disabled
+
+    at.switch_page("pages/home.py").run()
+    at.switch_page("pages/training.py").run()
+    assert not at.exception, at.exception
+    assert "Fine-tuning long" in [h.value for h in at.subheader] and at.get("progress")
+    other = training_page()
+    assert any("fine-tune was started by another session" in i.value for i in other.info)
+    assert other.button(key="ft_start").disabled and not other.button(key="ft_stop").disabled
+
+    # Stop as soon as an epoch has ended (a partial epoch is never kept); the page's last run
+    # still has the button, and its click stops the job before the page is drawn again.
+    deadline = time.monotonic() + 600
+    while not job.snapshot().history and job.running:
+        assert time.monotonic() < deadline, job.snapshot()
+        time.sleep(0.1)
+    assert job.running, job.snapshot().message
+    at.button(key="ft_stop").click().run()
+    assert not at.exception, at.exception
+    run_until(at, lambda: not job.running)
+    snapshot = job.snapshot()
+    assert snapshot.status == "stopped", snapshot.message
+    training = json.loads((models / "long.json").read_text())["training"]
+    assert training["stopped_by_user"] and 1 <= training["epochs_run"] < 50
+    assert [row["epoch"] for row in training["history"]] == list(range(1, training["epochs_run"] + 1))
+    assert [w.value for w in at.warning] == [
+        f"Fine-tuning long: stopped during epoch {training['epochs_run'] + 1}; the best finished epoch "
+        f"({training['best_epoch']}) was saved as long.keras. It is listed under **Inspect models**, where "
+        "it can be put to use."]
+    assert {m.label for m in at.metric} >= {"Test accuracy before", "Test accuracy after", "Labels"}
+    assert not at.get("progress") and "long.keras" in at.selectbox(key="inspect_model").options
