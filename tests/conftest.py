@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import threading
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -112,3 +116,61 @@ def app_model(test_model, monkeypatch) -> Path:
     """The app runs with the shipped model: no $FACEMOOD_MODEL from the caller's shell."""
     monkeypatch.delenv("FACEMOOD_MODEL", raising=False)
     return test_model
+
+
+# --- the Webcam page's browser stream, faked (tests/test_webcam_page.py, tests/test_keypoints.py)
+
+
+class FakeStreamer:
+    """Stands in for streamlit_webrtc.webrtc_streamer: records its arguments and plays the
+    browser's stream as streamlit-webrtc reports it: ``on_change`` when its state changed,
+    and, while it plays, a video thread that runs ``video`` (if set) and then ends the stream
+    (``on_video_ended``, as when the browser goes away), so that the page's live loop, and
+    with it the script run, ends."""
+
+    def __init__(self):
+        self.calls: list[dict] = []
+        self.playing = self.signalling = False
+        self.video = None
+        self.seen = SimpleNamespace(playing=False, signalling=False)
+        self.threads: list[threading.Thread] = []
+
+    def __call__(self, key, **kwargs):
+        from streamlit import session_state
+
+        self.calls.append({"key": key, **kwargs})
+        state = SimpleNamespace(playing=self.playing, signalling=self.signalling)
+        session_state[key] = context = SimpleNamespace(state=state)
+        if state != self.seen:
+            self.seen = state
+            kwargs["on_change"]()
+        if state.playing or state.signalling:
+            # streamlit-webrtc calls on_change before the script runs, and so the page binds
+            # on_video_ended to the run it started; here on_change came late: bound anew.
+            ended = functools.partial(kwargs["on_video_ended"].func, session_state["webcam_session"].run)
+
+            def stream(video=self.video, ended=ended):
+                if video:
+                    video()
+                time.sleep(1.5)  # the page redraws its numbers at least once meanwhile
+                ended()
+            self.threads.append(threading.Thread(target=stream, daemon=True))
+            self.threads[-1].start()
+        return context
+
+    @property
+    def last(self) -> dict:
+        return self.calls[-1]
+
+
+@pytest.fixture
+def streamer(monkeypatch) -> FakeStreamer:
+    import sys
+
+    if str(ROOT) not in sys.path:  # `from pages import ...`, as the pages themselves do
+        sys.path.insert(0, str(ROOT))
+    from pages._webrtc import webrtc
+
+    fake = FakeStreamer()
+    monkeypatch.setattr(webrtc(), "webrtc_streamer", fake)
+    return fake

@@ -18,8 +18,6 @@ from emotion import keypoints as kp
 DATA = SHARED_DATA / "keypoints" / "keypoints96.npz"
 SHIPPED = ROOT / "models" / "facemood-keypoints.keras"
 
-from test_webcam_page import streamer  # noqa: E402, F401 - the fake webrtc_streamer the webcam page calls
-
 
 @pytest.fixture(scope="module")
 def data() -> kp.KeypointData:

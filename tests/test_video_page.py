@@ -34,7 +34,7 @@ def sideways(page) -> list[int]:
                                     return [m.scrollWidth, m.clientWidth]; }""")
 
 
-def test_a_clip_analysed_played_downloaded_and_charted(server, browser, tmp_path):
+def test_a_clip_analysed_played_downloaded_and_charted(server, browser, tmp_path):  # noqa: F811 - fixtures
     """Light: the plain analysis, checked in full. Dark: with the emoji overlay on, which covers
     the face in the downloaded video where the light one shows it."""
     clip = require(CLIP)
@@ -110,7 +110,7 @@ def check_results(page, tmp_path) -> None:
     page.wait_for_function(f"() => ({headers})() === 'face,from (s),to (s),frames,mostly,share'")
 
 
-def test_a_file_that_is_not_a_video_gets_one_line(server, browser, tmp_path):
+def test_a_file_that_is_not_a_video_gets_one_line(server, browser, tmp_path):  # noqa: F811 - fixtures
     fake = tmp_path / "notes.mp4"
     fake.write_text("these are notes, not a video\n")
     context, page, _ = open_page(browser, server, "video")
