@@ -200,15 +200,21 @@ def test_a_finetune_job_runs_to_its_result_and_is_alone_on_the_server(custom_dat
     assert not (tmp_path / "second.keras").exists()
 
 
-def test_a_finetune_stopped_before_its_first_epoch_saves_nothing(emotion_dataset, tmp_path, app_model,
+def test_a_finetune_stopped_before_its_first_epoch_saves_nothing(emotion_dataset, page_env, app_model,
                                                                  no_job_left_running):
-    job = jobs.start_finetune(emotion_dataset, tmp_path / "me.keras", epochs=3, base=app_model)
+    """Stopped at once: nothing is written, and the Training page says so in one line."""
+    job = jobs.start_finetune(emotion_dataset, page_env / "me.keras", epochs=3, base=app_model, name="me")
     job.stop()
     assert job.snapshot().status == "stopping"
     snapshot = job.join(600)
     assert snapshot.status == "stopped"
     assert snapshot.message == "stopped before the first epoch ended; nothing was saved"
-    assert list(tmp_path.iterdir()) == []
+    assert list(page_env.iterdir()) == []
+    at = training_page()
+    assert [w.value for w in at.warning] == ["Fine-tuning me: stopped before the first epoch ended; "
+                                             "nothing was saved."]
+    assert "Test accuracy after" not in [m.label for m in at.metric]  # (the Inspect tab has metrics of its own)
+    assert not at.get("progress") and not at.button(key="ft_start").disabled
 
 
 def test_a_finetune_job_refuses_bad_input_in_one_line_before_it_starts(tmp_path, emotion_dataset, app_model):
