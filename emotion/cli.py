@@ -475,7 +475,7 @@ def _finetune(args) -> int:
     try:
         result = finetune(args.data, args.out, epochs=args.epochs, freeze=args.freeze, learning_rate=args.lr,
                           base=args.model, progress=TerminalBar(sys.stdout))
-    except RuntimeError as error:  # stopped before an epoch ended, or one already running
+    except RuntimeError as error:  # stopped before an epoch ended
         raise InputError(str(error)) from None
     print(describe(result))
     from .plots import save_training_figures
