@@ -92,6 +92,17 @@ def read_card(model_path: str | Path) -> dict:
     return card if isinstance(card, dict) else {}
 
 
+def epochs_run(training: dict) -> list[int]:
+    """The epochs of each run that made a model, first run first, from its card's
+    ``training``: one number, or several for a model warm-started from another
+    (``training.started_from``, as :func:`emotion.train.train` records it)."""
+    runs, record = [], training
+    while isinstance(record, dict) and record.get("epochs_run"):
+        runs.insert(0, record["epochs_run"])
+        record = (record.get("started_from") or {}).get("training")
+    return runs
+
+
 def compiled_forward(model, shape: tuple = (FACE_SIZE, FACE_SIZE, 1)):
     """A compiled inference function of ``model``: float32 (N, *shape) -> its output.
 

@@ -160,16 +160,6 @@ def percent(value) -> str:
     return f"{value:.1%}" if isinstance(value, (int, float)) else "–"
 
 
-def epochs_run(training: dict) -> list:
-    """The epochs of each run that made a model, first run first: one number, or several
-    for a model warm-started from another (its card's ``training.started_from``)."""
-    runs, record = [], training
-    while isinstance(record, dict) and record.get("epochs_run"):
-        runs.insert(0, record["epochs_run"])
-        record = (record.get("started_from") or {}).get("training")
-    return runs
-
-
 def percent_table(table: pd.DataFrame, shares) -> None:
     """``table`` with its ``shares`` columns (0..1) shown as percentages, all to one decimal:
     Streamlit's "percent" format shows as many decimals as a value has."""

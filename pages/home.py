@@ -15,7 +15,7 @@ import streamlit as st
 
 import emotion
 from emotion import LABELS
-from emotion.classifier import read_card
+from emotion.classifier import epochs_run, read_card
 from pages import _common
 
 _common.through_app()  # a first visit to this page on a fresh server goes through app.py
@@ -118,7 +118,7 @@ def show_card(path: Path, card: dict) -> None:
         st.altair_chart(confusion_chart(matrix, labels), width="stretch")
 
     training = card.get("training", {})
-    runs = _common.epochs_run(training)
+    runs = epochs_run(training)
     if len(runs) == 1:
         st.caption(f"Trained for {runs[0]} epochs; the best was epoch {training.get('best_epoch', '?')}.")
     elif runs:

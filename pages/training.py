@@ -26,7 +26,7 @@ import streamlit as st
 import emotion
 from emotion import LABELS, evaluation, jobs, plots
 from emotion.access import PathRefused, display_name
-from emotion.classifier import card_path, models_dir, set_active_model
+from emotion.classifier import card_path, epochs_run, models_dir, set_active_model
 from emotion.data import DatasetError, default_dataset_path, load_fer2013_csv
 from pages import _access, _common
 
@@ -181,7 +181,7 @@ def model_view(path: Path, key: str, narrow: bool = False) -> None:
                    help=f"{metrics['n']:,} faces" if metrics.get("n") else None)
     cols[1].metric(f"{split or 'Test'} macro-F1", _common.percent(metrics.get("macro_f1")))
     cols[2].metric("Architecture", str(card.get("architecture", "–")))
-    runs = _common.epochs_run(training)
+    runs = epochs_run(training)
     cols[3].metric("Epochs (best)", f"{' + '.join(map(str, runs)) or '–'} ({training.get('best_epoch', '–')})",
                    help="Epochs of each run, the model warm-started from the one before" if len(runs) > 1 else None)
 

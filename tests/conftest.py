@@ -88,13 +88,17 @@ def fer2013():
     return load_dataset(require(FER2013_CSV))
 
 
+# The faces of fer2013_slice: the first this many of each split, in this order.
+SLICE = (("Training", 256), ("PublicTest", 64), ("PrivateTest", 64))
+
+
 @pytest.fixture(scope="session")
 def fer2013_slice(fer2013, tmp_path_factory) -> Path:
     """A small FER2013 CSV for quick training runs: the first 256 Training, 64 PublicTest
     and 64 PrivateTest faces of the real dataset."""
     path = tmp_path_factory.mktemp("fer2013-slice") / "fer2013-slice.csv"
     rows = []
-    for split, count in (("Training", 256), ("PublicTest", 64), ("PrivateTest", 64)):
+    for split, count in SLICE:
         part = fer2013.split(split).head(count)
         rows += [f"{label},{' '.join(map(str, image.ravel()))},{split}"
                  for image, label in zip(part.images, part.labels)]

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT, SHARED_DATA, require
+from conftest import ROOT, SHARED_DATA, SLICE, require
 
 FERPLUS_CSV = SHARED_DATA / "fer2013" / "fer2013new.csv"
 
@@ -22,8 +22,7 @@ def ferplus_table():
 @pytest.fixture(scope="session")
 def ferplus_slice(fer2013, ferplus_table, tmp_path_factory):
     """The FER+ rows of the faces in ``fer2013_slice``, in its order."""
-    rows = np.concatenate([np.flatnonzero(fer2013.usage == split)[:count]
-                           for split, count in (("Training", 256), ("PublicTest", 64), ("PrivateTest", 64))])
+    rows = np.concatenate([np.flatnonzero(fer2013.usage == split)[:count] for split, count in SLICE])
     path = tmp_path_factory.mktemp("ferplus") / "fer2013new-slice.csv"
     ferplus_table.iloc[rows].to_csv(path, index=False)
     return path

@@ -140,13 +140,13 @@ def test_inspect_shows_the_model_in_use_and_compares_two(app_model, models):
 
 
 def test_a_warm_started_models_epochs_read_run_by_run():
-    from pages import _common
+    from emotion.classifier import epochs_run
 
-    assert _common.epochs_run({"epochs_run": 88, "best_epoch": 87}) == [88]
+    assert epochs_run({"epochs_run": 88, "best_epoch": 87}) == [88]
     warm = {"epochs_run": 20, "started_from": {"model": "a.keras", "training": {
         "epochs_run": 30, "started_from": {"training": {"epochs_run": 88}}}}}
-    assert _common.epochs_run(warm) == [88, 30, 20]
-    assert _common.epochs_run({}) == []
+    assert epochs_run(warm) == [88, 30, 20]
+    assert epochs_run({}) == []
 
 
 def test_a_folder_without_models_says_how_to_get_one(monkeypatch, tmp_path):
