@@ -31,3 +31,10 @@ def write_atomically(path: str | Path, write: Callable[[Path], None], mode: int 
         if os.path.exists(temp):
             os.remove(temp)
     return path
+
+
+def run_dir_for(out_path: str | Path, run_dir: str | Path | None = None) -> Path:
+    """Where a training that writes ``out_path`` keeps its checkpoints: ``run_dir`` if given,
+    else ``runs/<model stem>`` beside the models folder."""
+    out_path = Path(out_path)
+    return Path(run_dir) if run_dir else out_path.resolve().parent.parent / "runs" / out_path.stem

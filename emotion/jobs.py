@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TextIO
 
 from .access import check_name
-from .common import one_line
+from .common import one_line, run_dir_for
 from .data import Dataset, DatasetError
 
 log = logging.getLogger(__name__)
@@ -444,7 +444,7 @@ def start_job(data: Dataset, config, out_path: str | Path, *, run_dir: str | Pat
     """
     check_dataset(data, config)
     out_path = Path(out_path)
-    run_dir = Path(run_dir) if run_dir else out_path.resolve().parent.parent / "runs" / out_path.stem
+    run_dir = run_dir_for(out_path, run_dir)
     return _start(lambda: TrainingJob("train", out_path, {"data": data, "config": config, "run_dir": run_dir,
                                                           "keep_run": keep_run}, name=name, owner=owner))
 

@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from .classifier import ModelError, models_dir, read_card
-from .common import one_line
+from .common import one_line, run_dir_for
 from .labels import LABELS
 
 CROP = 96          # the model's input side, in pixels
@@ -331,7 +331,7 @@ def train_keypoints(config: KeypointConfig, out_path: str | Path, data_path: str
     train_idx = parts["train"][:config.limit] if config.limit else parts["train"]
     train_set, val_set, test_set = (data.take(train_idx), data.take(parts["validation"]),
                                     data.take(parts["test"]))
-    run_dir = Path(run_dir) if run_dir else out_path.resolve().parent.parent / "runs" / out_path.stem
+    run_dir = run_dir_for(out_path, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "history.csv").unlink(missing_ok=True)  # a keypoint run is short: it starts afresh
 

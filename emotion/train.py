@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from .classifier import EmotionClassifier, card_path
-from .common import write_atomically
+from .common import run_dir_for, write_atomically
 from .data import SPLITS, Dataset, DatasetError
 from .labels import FACE_SIZE, LABELS
 from .metrics import classification_report
@@ -351,7 +351,7 @@ def train(data: Dataset, config: TrainConfig, out_path: str | Path,
     out_path = Path(out_path)
     if out_path.suffix != ".keras":
         raise ValueError(f"the model file must end in .keras: {out_path}")
-    run_dir = Path(run_dir) if run_dir else out_path.resolve().parent.parent / "runs" / out_path.stem
+    run_dir = run_dir_for(out_path, run_dir)
     train_set, val_set = split_for_training(data, config)
     crowd = _crowd_shares(data, config) if config.crowd_votes else None
     _start_or_resume(run_dir, config, resume)
