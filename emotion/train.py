@@ -47,10 +47,11 @@ class TrainConfig:
     early_stopping: int = 0       # stop after this many epochs without a better val accuracy; 0: off
     limit: int | None = None      # train on the first N training faces only
     seed: int = 1
-    # Distillation: a trained .keras model whose probabilities (its own predict_proba, run once
-    # on the training faces) are mixed into the targets. Keras weighs a soft target's class
-    # (class_weight) by its largest share: the true label's while distill_weight <= 0.5.
-    teacher: str = ""
+    # Distillation: a trained .keras model, or a list of them (an ensemble, their probabilities
+    # averaged), whose probabilities (predict_proba, run once on the training faces) are mixed
+    # into the targets. Keras weighs a soft target's class (class_weight) by its largest share:
+    # the true label's while distill_weight <= 0.5.
+    teacher: str | list[str] = ""
     distill_weight: float = 0.5        # the teacher's share of each target; the true label has the rest
     distill_temperature: float = 1.0   # above 1 softens the teacher's probabilities
     # Crowd votes: FER+ (fer2013new.csv), whose ten annotators' shares of each training face
@@ -147,22 +148,27 @@ def _targets(train_set: Dataset, config: TrainConfig, run_dir: Path,
 
     if not 0 <= config.distill_weight <= 1 or config.distill_temperature <= 0:
         raise ValueError("distill_weight must be within 0..1 and distill_temperature above 0")
-    teacher_path = Path(config.teacher)
-    if not teacher_path.is_file():
-        raise ValueError(f"teacher model not found: {teacher_path}")
-    digest, cache = sha256(teacher_path), run_dir / "teacher.npz"
+    teacher_paths = [Path(config.teacher)] if isinstance(config.teacher, str) else [Path(t) for t in config.teacher]
+    for path in teacher_paths:
+        if not path.is_file():
+            raise ValueError(f"teacher model not found: {path}")
+    digest, cache = " ".join(sha256(path) for path in teacher_paths), run_dir / "teacher.npz"
     saved = np.load(cache) if cache.is_file() else None
     if saved is not None and str(saved["sha256"]) == digest and saved["probs"].shape == targets.shape:
         probs = saved["probs"]
     else:
-        teacher = EmotionClassifier.load(teacher_path)
-        if teacher.labels != LABELS:
-            raise ValueError(f"the teacher {teacher_path.name} does not give the seven emotions")
-        probs = teacher.predict_proba_batched(train_set.images)
+        probs = np.mean([_teacher_probs(path, train_set.images) for path in teacher_paths], axis=0)
         write_atomically(cache, lambda temp: np.savez(open(temp, "wb"), probs=probs, sha256=digest))
     soft = probs.astype(np.float64) ** (1.0 / config.distill_temperature)
     soft /= soft.sum(axis=1, keepdims=True)
     return ((1 - config.distill_weight) * targets + config.distill_weight * soft).astype(np.float32)
+
+
+def _teacher_probs(path: Path, images: np.ndarray) -> np.ndarray:
+    teacher = EmotionClassifier.load(path)
+    if teacher.labels != LABELS:
+        raise ValueError(f"the teacher {path.name} does not give the seven emotions")
+    return teacher.predict_proba_batched(images)
 
 
 def _load_start_weights(model, path: Path) -> dict:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from conftest import ROOT
 
@@ -47,3 +48,30 @@ def test_a_missing_teacher_is_one_line(fer2013_slice, tmp_path):
     assert done.returncode == 1 and done.stderr.count("\n") == 1
     assert "teacher model not found" in done.stderr
     assert not (tmp_path / "student.keras").exists()
+
+
+def test_an_ensemble_of_teachers_gives_its_averaged_probabilities(fer2013_slice, test_model, tmp_path):
+    from emotion.classifier import EmotionClassifier
+    from emotion.data import load_dataset
+    from emotion.model import Augmentation
+    from emotion.train import TrainConfig, _targets, train
+
+    data = load_dataset(fer2013_slice)
+    training = data.split("Training")
+    small = TrainConfig(architecture="small", width=8, epochs=1, augmentation=Augmentation.none())
+    other = train(data, small, tmp_path / "other.keras", run_dir=tmp_path / "other-run").model_path
+    teachers = [str(test_model), str(other)]
+    config = TrainConfig(architecture="small", width=8, epochs=1, teacher=teachers, distill_weight=1.0)
+
+    targets = _targets(training, config, tmp_path / "run")
+    each = [EmotionClassifier.load(path).predict_proba(training.images) for path in teachers]
+    assert not np.allclose(each[0], each[1], atol=0.05)  # two different teachers
+    np.testing.assert_allclose(targets, (each[0] + each[1]) / 2, atol=1e-5)
+
+    # The kept probabilities belong to this ensemble: one teacher alone is computed afresh.
+    alone = _targets(training, TrainConfig(teacher=str(test_model), distill_weight=1.0), tmp_path / "run")
+    np.testing.assert_allclose(alone, each[0], atol=1e-5)
+
+    missing = TrainConfig(teacher=[str(test_model), str(tmp_path / "gone.keras")])
+    with pytest.raises(ValueError, match="teacher model not found: .*gone.keras"):
+        _targets(training, missing, tmp_path / "run")
