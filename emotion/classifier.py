@@ -103,6 +103,14 @@ def epochs_run(training: dict) -> list[int]:
     return runs
 
 
+def soup_ingredients(training: dict) -> list[tuple[str, list[int]]]:
+    """The models a soup averages (:mod:`emotion.soup`), each with its runs' epochs, from its
+    card's ``training``; [] for a model that is not a soup."""
+    soup = training.get("soup") if isinstance(training, dict) else None
+    return [(item.get("model", "?"), epochs_run(item.get("training") or {}))
+            for item in (soup or {}).get("ingredients", []) if item.get("kept")]
+
+
 def compiled_forward(model, shape: tuple = (FACE_SIZE, FACE_SIZE, 1)):
     """A compiled inference function of ``model``: float32 (N, *shape) -> its output.
 

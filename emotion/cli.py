@@ -109,6 +109,14 @@ def _parser() -> argparse.ArgumentParser:
                                        "(default: ../shared/data/fer2013/fer2013.csv.gz when present)")
     export.add_argument("--check", type=int, default=512, help="how many faces to check on")
 
+    soup = commands.add_parser("soup", help="average the weights of models warm-started from one model "
+                                            "(a model soup), chosen on PublicTest")
+    soup.add_argument("models", nargs="+", metavar="MODEL.keras", help="two or more models of one architecture")
+    soup.add_argument("--data", required=True, help="FER2013 CSV (or pack): PublicTest chooses, every split scores")
+    soup.add_argument("--out", required=True, help="the soup's .keras file")
+    soup.add_argument("--uniform", action="store_true",
+                      help="average every model (default: greedy, keep a model only if PublicTest does not drop)")
+
     finetune = commands.add_parser("finetune", help="fine-tune the active model on a personal dataset")
     finetune.add_argument("--data", required=True, metavar="DST",
                           help="DST/train/<label>/ and DST/test/<label>/ (what `dataset` writes)")
@@ -468,6 +476,23 @@ def _export(args) -> int:
     return 0
 
 
+def _soup(args) -> int:
+    from .data import load_dataset
+    from .plots import save_training_figures
+    from .soup import make_soup
+
+    for model in args.models:  # before the data loads
+        if not Path(model).is_file():
+            raise InputError(f"model file not found: {model}")
+    result = make_soup(args.models, load_dataset(args.data), args.out, greedy=not args.uniform,
+                       report=lambda line: print(line, flush=True))
+    summary = ", ".join(f"{split} {m['accuracy']:.4f}" for split, m in result.card["metrics"].items())
+    print(f"saved {result.model_path}, the mean of {', '.join(p.name for p in result.kept)} (accuracy: {summary})")
+    for figure in save_training_figures(result.model_path, result.card):
+        print(f"wrote {figure}")
+    return 0
+
+
 def _finetune(args) -> int:
     from .finetune import describe, finetune
     from .jobs import TerminalBar
@@ -491,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     _silence_native_logs()
-    handlers = {"batch": _batch, "video": _video, "predict": _predict, "evaluate": _evaluate, "train": _train, "finetune": _finetune, "capture": _capture, "dataset": _dataset, "export": _export, "pack": _pack}
+    handlers = {"batch": _batch, "video": _video, "predict": _predict, "evaluate": _evaluate, "train": _train, "finetune": _finetune, "capture": _capture, "dataset": _dataset, "export": _export, "pack": _pack, "soup": _soup}
     try:
         return handlers[args.command](args)
     except (InputError, DatasetError, ModelError, ValueError, OSError) as error:

@@ -15,7 +15,7 @@ import streamlit as st
 
 import emotion
 from emotion import LABELS
-from emotion.classifier import epochs_run, read_card
+from emotion.classifier import epochs_run, read_card, soup_ingredients
 from pages import _common
 
 _common.through_app()  # a first visit to this page on a fresh server goes through app.py
@@ -118,8 +118,12 @@ def show_card(path: Path, card: dict) -> None:
         st.altair_chart(confusion_chart(matrix, labels), width="stretch")
 
     training = card.get("training", {})
-    runs = epochs_run(training)
-    if len(runs) == 1:
+    runs, soup = epochs_run(training), soup_ingredients(training)
+    if soup:
+        st.caption(f"The mean of the weights of {len(soup)} trained models (a model soup, chosen on "
+                   f"{training['soup'].get('chosen_on', 'PublicTest')}): "
+                   + ", ".join(f"{name} ({' + '.join(map(str, epochs))} epochs)" for name, epochs in soup) + ".")
+    elif len(runs) == 1:
         st.caption(f"Trained for {runs[0]} epochs; the best was epoch {training.get('best_epoch', '?')}.")
     elif runs:
         st.caption(f"Trained for {runs[0]} epochs, then " + ", then ".join(f"{n} more" for n in runs[1:])

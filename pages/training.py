@@ -26,7 +26,7 @@ import streamlit as st
 import emotion
 from emotion import LABELS, evaluation, jobs, plots
 from emotion.access import PathRefused, display_name
-from emotion.classifier import card_path, epochs_run, models_dir, set_active_model
+from emotion.classifier import card_path, epochs_run, models_dir, set_active_model, soup_ingredients
 from emotion.data import DatasetError, default_dataset_path, load_fer2013_csv
 from pages import _access, _common
 
@@ -181,16 +181,23 @@ def model_view(path: Path, key: str, narrow: bool = False) -> None:
                    help=f"{metrics['n']:,} faces" if metrics.get("n") else None)
     cols[1].metric(f"{split or 'Test'} macro-F1", _common.percent(metrics.get("macro_f1")))
     cols[2].metric("Architecture", str(card.get("architecture", "–")))
-    runs = epochs_run(training)
-    cols[3].metric("Epochs (best)", f"{' + '.join(map(str, runs)) or '–'} ({training.get('best_epoch', '–')})",
-                   help="Epochs of each run, the model warm-started from the one before" if len(runs) > 1 else None)
+    runs, soup = epochs_run(training), soup_ingredients(training)
+    if soup:
+        cols[3].metric("Soup of", f"{len(soup)} models",
+                       help="The mean of their weights: " + "; ".join(
+                           f"{name}, {' + '.join(map(str, epochs))} epochs" for name, epochs in soup))
+    else:
+        cols[3].metric("Epochs (best)", f"{' + '.join(map(str, runs)) or '–'} ({training.get('best_epoch', '–')})",
+                       help="Epochs of each run, the model warm-started from the one before" if len(runs) > 1 else None)
 
     card_key = _common.model_key(card_path(path))
     curves = card_figure_png("curves", card_key)
     if curves:
         st.image(curves, caption="Accuracy and loss per epoch: training against validation")
     else:
-        st.info("The model card has no per-epoch history, so there are no curves.", icon=":material/info:")
+        st.info("This model averages other models' weights and has no epochs of its own, so there are no "
+                "curves; its card lists each model's training." if soup else
+                "The model card has no per-epoch history, so there are no curves.", icon=":material/info:")
     confusion = card_figure_png("confusion", card_key)
     if confusion:
         st.image(confusion, caption=f"Confusion matrix on {split}: counts and row-normalised "

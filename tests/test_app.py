@@ -109,8 +109,12 @@ def test_home_shows_the_model_card(app_model):
     assert recall["PrivateTest"].tolist() == pytest.approx(
         [100 * card["metrics"]["PrivateTest"]["recall"][k] for k in LABELS])
     assert json.loads(table.proto.columns)["PrivateTest"]["type_config"]["format"] == "%.1f%%"  # one decimal, all
-    first_run = card["training"].get("started_from", {}).get("training", card["training"])  # a warm start's base
-    assert f"Trained for {first_run['epochs_run']} epochs" in " ".join(c.value for c in at.caption)
+    shown = " ".join(c.value for c in at.caption)
+    if "soup" in card["training"]:  # the mean of several models' weights, each with its own runs
+        assert "The mean of the weights of" in shown
+    else:
+        first_run = card["training"].get("started_from", {}).get("training", card["training"])  # a warm start's base
+        assert f"Trained for {first_run['epochs_run']} epochs" in shown
     # The confusion matrix is a heat map with the counts written in (it fits a phone's width).
     confusion, = charts(at)
     cells = chart_data(confusion).pivot(index="true", columns="read", values="faces").loc[list(LABELS), list(LABELS)]
@@ -119,6 +123,20 @@ def test_home_shows_the_model_card(app_model):
     assert [layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"]
             for layer in spec["layer"]] == ["rect", "text"]
     assert any(card["data"]["source"] in m.value for m in at.markdown)
+
+
+def test_home_says_what_a_soup_is_made_of(soup_model, monkeypatch):
+    from emotion.classifier import epochs_run
+
+    monkeypatch.setenv("FACEMOOD_MODEL", str(soup_model))
+    at = home()
+    assert not at.error and not at.warning
+    epochs = " + ".join(map(str, epochs_run(json.loads(soup_model.with_name("soup.json").read_text())
+                                             ["training"]["soup"]["ingredients"][0]["training"])))
+    assert ("The mean of the weights of 2 trained models (a model soup, chosen on PublicTest): "
+            in " ".join(c.value for c in at.caption))
+    assert f"shipped.keras ({epochs} epochs)" in " ".join(c.value for c in at.caption)
+    assert not any(c.value.startswith("Trained for") for c in at.caption)
 
 
 def test_home_shows_the_card_without_waiting_for_the_model(app_model, monkeypatch):

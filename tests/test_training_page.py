@@ -139,6 +139,18 @@ def test_inspect_shows_the_model_in_use_and_compares_two(app_model, models):
     assert len(at.dataframe) == 2
 
 
+def test_a_soup_shows_what_it_averages_instead_of_epochs(models, soup_model):
+    soup = copy_model(soup_model, models, "soup")
+    at = training_page()
+    at.selectbox(key="inspect_model").set_value(str(soup)).run()
+    assert not at.exception and not at.error
+    metric = next(m for m in at.metric if m.label == "Soup of")
+    assert metric.value == "2 models" and "shipped.keras" in metric.proto.help and "neighbour.keras" in metric.proto.help
+    assert not any(m.label == "Epochs (best)" for m in at.metric)
+    assert any("averages other models' weights" in i.value for i in at.info)
+    assert any(c.startswith("Confusion matrix on PrivateTest") for c in captions(at))
+
+
 def test_a_warm_started_models_epochs_read_run_by_run():
     from emotion.classifier import epochs_run
 

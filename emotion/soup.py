@@ -1,0 +1,135 @@
+"""Model soups: one model whose weights are the mean of several trained models' weights.
+
+Runs warm-started from the same trained model (``TrainConfig.init_from``) stay in one basin of
+the loss, so the mean of their weights is a working model, often more accurate than each of
+them and exactly as fast as one: an ensemble's gain at one network's cost (Wortsman et al.
+2022, "Model soups"). The "greedy" soup takes the ingredients best first, by validation
+accuracy (PublicTest, mirror average included), and keeps each one only if the soup's
+validation accuracy does not drop; so it is chosen on PublicTest and PrivateTest stays a
+test. The card lists every ingredient: its file, checksum, PublicTest accuracy, whether it
+was kept, and its own training record.
+
+>>> result = make_soup(["models/a.keras", "models/b.keras"], data, "models/soup.keras", greedy=True)
+>>> result.kept, result.card["metrics"]["PrivateTest"]["accuracy"]
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .classifier import EmotionClassifier, card_path, read_card
+from .data import SPLITS, Dataset, DatasetError
+from .metrics import classification_report
+
+VALIDATION = "PublicTest"
+
+
+@dataclass
+class SoupResult:
+    model_path: Path
+    card: dict
+    kept: list[Path]              # the ingredients averaged, best first
+
+
+def _accuracy(model, faces: Dataset) -> float:
+    probs = EmotionClassifier(model, {"preprocessing": {"flip_average": True}}).predict_proba_batched(faces.images)
+    return float((probs.argmax(axis=1) == faces.labels).mean())
+
+
+def _average(weights: list[list[np.ndarray]]) -> list[np.ndarray]:
+    return [np.mean(layer, axis=0).astype(layer[0].dtype) for layer in zip(*weights)]
+
+
+def make_soup(paths: list[str | Path], data: Dataset, out_path: str | Path, greedy: bool = True,
+              name: str | None = None, report: Callable[[str], None] = lambda line: None) -> SoupResult:
+    """Average the weights of the ``.keras`` models at ``paths`` (same architecture and width)
+    into ``out_path``, with a card scored on every split of ``data``.
+
+    ``greedy``: keep an ingredient only if it does not lower the soup's PublicTest accuracy
+    (the uniform soup, every ingredient, otherwise). ``report`` gets one line per step.
+    Raises ValueError (one line) for fewer than two models, a missing or unlike one, or
+    data without a PublicTest split.
+    """
+    import keras
+
+    from .export import sha256
+    from .train import save_model
+
+    paths, out_path = [Path(p) for p in paths], Path(out_path)
+    if len(paths) < 2:
+        raise ValueError("a soup needs at least two models")
+    if out_path.suffix != ".keras":
+        raise ValueError(f"the model file must end in .keras: {out_path}")
+    if out_path.resolve() in {p.resolve() for p in paths}:
+        raise ValueError(f"{out_path} is one of the ingredients; write the soup to another file")
+    for path in paths:
+        if not path.is_file():
+            raise ValueError(f"model not found: {path}")
+        if path.suffix != ".keras" or not zipfile.is_zipfile(path):
+            raise ValueError(f"{path.name} is not a Keras model file (.keras)")
+    validation = data.split(VALIDATION)
+    if not len(validation):
+        raise DatasetError(f"a soup is chosen on {VALIDATION}; this dataset has none")
+
+    models = [keras.models.load_model(path, compile=False) for path in paths]
+    weights = [model.get_weights() for model in models]
+    shapes = [[w.shape for w in ws] for ws in weights]
+    for path, shape in zip(paths[1:], shapes[1:]):
+        if shape != shapes[0]:
+            raise ValueError(f"{path.name} has another architecture or width than {paths[0].name}; "
+                             f"a soup averages models of one architecture")
+    cards = [read_card(path) for path in paths]
+    trained_on = {(card.get("data") or {}).get("checksum_md5") for card in cards} - {None}
+    if len(trained_on) > 1:
+        raise ValueError("the models were trained on different data (their cards' checksums differ)")
+
+    started = time.perf_counter()
+    scores = []
+    for path, model in zip(paths, models):
+        scores.append(_accuracy(model, validation))
+        report(f"{path.name}: {VALIDATION} {scores[-1]:.4f}")
+    order = sorted(range(len(paths)), key=lambda i: -scores[i])
+    soup = keras.Model.from_config(models[order[0]].get_config())
+    kept, best = [order[0]], scores[order[0]]
+    for i in order[1:]:
+        soup.set_weights(_average([weights[j] for j in kept + [i]]))
+        score = _accuracy(soup, validation)
+        if score >= best or not greedy:
+            kept, best = kept + [i], score
+        report(f"+ {paths[i].name}: {VALIDATION} {score:.4f}, " + ("kept" if i in kept else "left out"))
+    soup.set_weights(_average([weights[j] for j in kept]))
+
+    classifier = EmotionClassifier(soup, {"preprocessing": {"flip_average": True}})
+    metrics = {split: classification_report(part.labels, classifier.predict_proba_batched(part.images))
+               for split in SPLITS if len(part := data.split(split))}
+    first = next((cards[i] for i in order if cards[i]), {})  # the best ingredient with a card
+    card = {key: value for key, value in first.items()
+            if key not in ("name", "created", "metrics", "training", "file_size_bytes", "runtimes")}
+    card.update({
+        "name": name or out_path.stem,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "metrics": metrics,
+        "training": {
+            # The recipe a fine-tune of the soup starts from: its best carded ingredient's.
+            "config": (first.get("training") or {}).get("config", {}),
+            "soup": {"method": "greedy" if greedy else "uniform", "chosen_on": VALIDATION,
+                     "ingredients": [
+                         {"model": paths[i].name, "sha256": sha256(paths[i]), "kept": i in kept,
+                          f"{VALIDATION.lower()}_accuracy": round(scores[i], 4),
+                          "training": {k: v for k, v in (cards[i].get("training") or {}).items()
+                                       if k != "history"}}
+                         for i in order]},
+            "seconds_this_run": round(time.perf_counter() - started, 1),
+        },
+    })
+    save_model(soup, out_path, card)
+    card = json.loads(card_path(out_path).read_text())
+    return SoupResult(out_path, card, [paths[i] for i in kept])

@@ -1,0 +1,122 @@
+"""Model soups (emotion.soup): the mean of several models' weights, chosen on PublicTest, from
+the shipped model and two variants of it, scored on a slice of real FER2013."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+
+def _weights(path):
+    import keras
+
+    return keras.models.load_model(path, compile=False).get_weights()
+
+
+def test_the_greedy_soup_leaves_out_what_lowers_public_test(fer2013_slice, soup_ingredients, tmp_path):
+    from emotion.classifier import EmotionClassifier
+    from emotion.data import load_dataset
+    from emotion.export import sha256
+    from emotion.soup import make_soup
+
+    data = load_dataset(fer2013_slice)
+    lines = []
+    paths = [soup_ingredients["broken"], soup_ingredients["shipped"], soup_ingredients["neighbour"]]
+    result = make_soup(paths, data, tmp_path / "soup.keras", report=lines.append)
+
+    soup = result.card["training"]["soup"]
+    assert soup["method"] == "greedy" and soup["chosen_on"] == "PublicTest"
+    listed = soup["ingredients"]
+    assert [i["model"] for i in listed][-1] == "broken.keras"  # best first, by PublicTest
+    scores = [i["publictest_accuracy"] for i in listed]
+    assert scores == sorted(scores, reverse=True) and scores[-1] < scores[0] - 0.2
+    assert not listed[-1]["kept"] and "broken.keras" not in {p.name for p in result.kept}
+    assert [i["model"] for i in listed if i["kept"]] == [p.name for p in result.kept]
+    assert all(i["sha256"] == sha256(soup_ingredients[i["model"][:-6]]) for i in listed)
+    shipped = next(i for i in listed if i["model"] == "shipped.keras")["training"]  # its own card's record
+    assert "history" not in shipped and shipped["config"]["architecture"] == "vgg" and shipped["epochs_run"]
+    assert any("left out" in line for line in lines) and len(lines) == 2 * len(paths) - 1
+
+    # The soup is the mean of the kept models' weights, scored on every split, and the
+    # greedy rule never lets it fall below its best ingredient on PublicTest.
+    kept = [_weights(p) for p in result.kept]
+    for mine, *theirs in zip(_weights(result.model_path), *kept, strict=True):
+        np.testing.assert_allclose(mine, np.mean(theirs, axis=0), rtol=1e-6, atol=1e-7)
+    metrics = result.card["metrics"]
+    assert set(metrics) == {"Training", "PublicTest", "PrivateTest"}
+    assert metrics["PublicTest"]["accuracy"] >= scores[0] - 1e-9
+    assert result.card["architecture"] == "vgg" and result.card["labels"][0] == "angry"
+    probs = EmotionClassifier.load(result.model_path).predict_proba(data.split("PrivateTest").images)
+    assert probs.shape == (64, 7)
+
+
+def test_the_uniform_soup_from_the_command_line(fer2013_slice, soup_ingredients, tmp_path):
+    out = tmp_path / "soup.keras"
+    done = subprocess.run([sys.executable, "-m", "emotion", "soup", soup_ingredients["shipped"], soup_ingredients["neighbour"],
+                           "--data", fer2013_slice, "--out", out, "--uniform"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    saved = next(line for line in done.stdout.splitlines() if line.startswith("saved"))
+    assert "shipped.keras" in saved and "neighbour.keras" in saved and "PrivateTest" in saved
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["training"]["soup"]["method"] == "uniform"
+    assert all(i["kept"] for i in card["training"]["soup"]["ingredients"])
+    for mine, a, b in zip(_weights(out), _weights(soup_ingredients["shipped"]), _weights(soup_ingredients["neighbour"]),
+                          strict=True):
+        np.testing.assert_allclose(mine, (a + b) / 2, rtol=1e-6, atol=1e-7)
+    assert (tmp_path / "soup-curves.png").exists() is False  # no epochs of its own to draw
+    assert (tmp_path / "soup-confusion.png").is_file()
+
+
+def _other_architecture(folder):
+    from emotion.model import Augmentation, build_model
+
+    build_model("small", Augmentation.none(), 0.4, 8).save(folder / "small.keras")
+    return folder / "small.keras"
+
+
+def _other_data(folder, soup_ingredients):
+    shutil.copy(soup_ingredients["neighbour"], folder / "other-data.keras")
+    card = json.loads(soup_ingredients["shipped"].with_suffix(".json").read_text())
+    card["data"]["checksum_md5"] = "0" * 32
+    (folder / "other-data.json").write_text(json.dumps(card))
+    return folder / "other-data.keras"
+
+
+@pytest.mark.parametrize("case, message", [
+    ("one model", "a soup needs at least two models"),
+    ("missing", "model not found"),
+    ("not keras", "not a Keras model file"),
+    ("other architecture", "has another architecture or width than shipped.keras"),
+    ("other data", "trained on different data"),
+    ("out is an ingredient", "is one of the ingredients"),
+])
+def test_unfit_ingredients_are_one_line(fer2013_slice, soup_ingredients, tmp_path, case, message):
+    from emotion.data import load_dataset
+    from emotion.soup import make_soup
+
+    shipped, out = soup_ingredients["shipped"], tmp_path / "soup.keras"
+    second = {"missing": lambda: tmp_path / "gone.keras",
+              "not keras": lambda: (tmp_path / "text.keras").write_text("hello") and tmp_path / "text.keras",
+              "other architecture": lambda: _other_architecture(tmp_path),
+              "other data": lambda: _other_data(tmp_path, soup_ingredients)}.get(case, lambda: soup_ingredients["neighbour"])()
+    paths = [shipped] if case == "one model" else [shipped, second]
+    if case == "out is an ingredient":
+        out = second
+    with pytest.raises(ValueError, match=message) as error:
+        make_soup(paths, load_dataset(fer2013_slice), out)
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "soup.keras").exists()
+
+
+def test_a_missing_ingredient_on_the_command_line_is_one_line(fer2013_slice, soup_ingredients, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "emotion", "soup", soup_ingredients["shipped"], tmp_path / "gone.keras",
+                           "--data", fer2013_slice, "--out", tmp_path / "soup.keras"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1
+    assert "model file not found" in done.stderr and not (tmp_path / "soup.keras").exists()
