@@ -112,7 +112,8 @@ def make_soup(paths: list[str | Path], data: Dataset, out_path: str | Path, gree
                for split in SPLITS if len(part := data.split(split))}
     first = next((cards[i] for i in order if cards[i]), {})  # the best ingredient with a card
     card = {key: value for key, value in first.items()
-            if key not in ("name", "created", "metrics", "training", "file_size_bytes", "runtimes")}
+            if key not in ("name", "created", "metrics", "training",  # and the ingredient's own files':
+                           "file_size_bytes", "tflite", "tflite-int8", "runtimes")}
     card.update({
         "name": name or out_path.stem,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
