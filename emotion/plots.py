@@ -135,6 +135,30 @@ def curves_figure(history: Sequence[dict], title: str = "",
     return _restyle(figure, style)
 
 
+def runs_figure(runs: dict[str, Sequence[dict]], title: str = "", style: str = "paper") -> Figure:
+    """Accuracy and loss per epoch of several runs (name: card history), one colour each:
+    validation solid, training dashed; for a model soup, the runs it averages."""
+    _check_style(style)
+    figure = _figure(9, 3.4)
+    axes = figure.subplots(1, 2)
+    colors = [f"C{i % 10}" for i in range(len(runs))]
+    for ax, metric, name in ((axes[0], "accuracy", "Accuracy"), (axes[1], "loss", "Loss")):
+        for color, (run, history) in zip(colors, runs.items()):
+            for key, line, label in ((f"val_{metric}", "-", run), (metric, "--", None)):
+                points = [(row.get("epoch", i + 1), row[key]) for i, row in enumerate(history) if key in row]
+                if points:
+                    ax.plot(*zip(*points), line, marker="o" if line == "-" else None, markersize=3,
+                            linewidth=1.5 if line == "-" else 1, color=color, label=label)
+        ax.set_title(f"{name} (solid: validation; dashed: training)", fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    axes[0].yaxis.set_major_formatter(lambda value, _: f"{value:.0%}")
+    if title:
+        figure.suptitle(title)
+    return _restyle(figure, style)
+
+
 def confusion_figure(matrix, title: str = "", style: str = "paper", labels=LABELS) -> Figure:
     """The 7x7 confusion matrix (rows: true, columns: predicted) twice: counts and
     row-normalised (each row sums to 100 %: the recall of that emotion on the diagonal)."""
@@ -277,9 +301,16 @@ def card_figures(card: dict, style: str = "paper") -> dict[str, Figure]:
     """The curves and confusion figures a model card supports (either may be missing)."""
     figures = {}
     name = card.get("name", "model")
-    history = (card.get("training") or {}).get("history") or []
+    training = card.get("training") or {}
+    history = training.get("history") or []
+    # A soup (emotion.soup) has no epochs of its own: the runs of the models it averages.
+    runs = {item.get("model", "?"): item["training"]["history"]
+            for item in (training.get("soup") or {}).get("ingredients", [])
+            if item.get("kept") and (item.get("training") or {}).get("history")}
     if history:
         figures["curves"] = curves_figure(history, f"{name}: accuracy and loss per epoch", style=style)
+    elif runs:
+        figures["curves"] = runs_figure(runs, f"{name}: the runs it averages, per epoch", style=style)
     split = report_split(card)
     if split:
         metrics = card["metrics"][split]

@@ -7,7 +7,7 @@ them and exactly as fast as one: an ensemble's gain at one network's cost (Worts
 accuracy (PublicTest, mirror average included), and keeps each one only if the soup's
 validation accuracy does not drop; so it is chosen on PublicTest and PrivateTest stays a
 test. The card lists every ingredient: its file, checksum, PublicTest accuracy, whether it
-was kept, and its own training record.
+was kept, and its own training record (with its history, which the soup's curves show).
 
 >>> result = make_soup(["models/a.keras", "models/b.keras"], data, "models/soup.keras", greedy=True)
 >>> result.kept, result.card["metrics"]["PrivateTest"]["accuracy"]
@@ -125,8 +125,7 @@ def make_soup(paths: list[str | Path], data: Dataset, out_path: str | Path, gree
                      "ingredients": [
                          {"model": paths[i].name, "sha256": sha256(paths[i]), "kept": i in kept,
                           f"{VALIDATION.lower()}_accuracy": round(scores[i], 4),
-                          "training": {k: v for k, v in (cards[i].get("training") or {}).items()
-                                       if k != "history"}}
+                          "training": cards[i].get("training") or {}}
                          for i in order]},
             "seconds_this_run": round(time.perf_counter() - started, 1),
         },

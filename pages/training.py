@@ -193,11 +193,11 @@ def model_view(path: Path, key: str, narrow: bool = False) -> None:
     card_key = _common.model_key(card_path(path))
     curves = card_figure_png("curves", card_key)
     if curves:
-        st.image(curves, caption="Accuracy and loss per epoch: training against validation")
+        st.image(curves, caption="Accuracy and loss per epoch of each model the soup averages: training "
+                                 "against validation" if soup else
+                                 "Accuracy and loss per epoch: training against validation")
     else:
-        st.info("This model averages other models' weights and has no epochs of its own, so there are no "
-                "curves; its card lists each model's training." if soup else
-                "The model card has no per-epoch history, so there are no curves.", icon=":material/info:")
+        st.info("The model card has no per-epoch history, so there are no curves.", icon=":material/info:")
     confusion = card_figure_png("confusion", card_key)
     if confusion:
         st.image(confusion, caption=f"Confusion matrix on {split}: counts and row-normalised "
