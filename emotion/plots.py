@@ -28,6 +28,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LinearSegmentedColormap, to_rgba
 from matplotlib.figure import Figure
 from matplotlib.text import Text
+from matplotlib.ticker import MaxNLocator
 
 from .classifier import card_labels
 from .common import write_atomically
@@ -151,6 +152,7 @@ def runs_figure(runs: dict[str, Sequence[dict]], title: str = "", style: str = "
                             linewidth=1.5 if line == "-" else 1, color=color, label=label)
         ax.set_title(f"{name} (solid: validation; dashed: training)", fontsize=10)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     axes[0].yaxis.set_major_formatter(lambda value, _: f"{value:.0%}")
