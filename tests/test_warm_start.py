@@ -69,3 +69,18 @@ def test_a_wrong_start_model_is_one_line(fer2013_slice, small_model, tmp_path, s
     assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
     assert message in done.stderr
     assert not (tmp_path / "restart.keras").exists()
+
+
+def test_every_recipe_is_a_valid_configuration_and_names_its_start_models():
+    """The recipes in emotion/recipes/ are what README's commands run: each must load, and the
+    models a recipe starts from or learns from are ones an earlier recipe's command writes."""
+    from emotion.train import TrainConfig
+
+    recipes = sorted((ROOT / "emotion" / "recipes").glob("*.json"))
+    assert recipes
+    written = {f"models/facemood-{path.stem}.keras" for path in recipes}
+    for path in recipes:
+        config = TrainConfig.from_dict(json.loads(path.read_text()))
+        teachers = [config.teacher] if isinstance(config.teacher, str) else config.teacher
+        for start in filter(None, [config.init_from, *teachers]):
+            assert start in written, f"{path.name}: {start} is written by no recipe"
