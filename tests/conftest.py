@@ -149,14 +149,30 @@ def soup_ingredients(test_model, tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def soup_model(soup_ingredients, fer2013_slice, tmp_path_factory) -> Path:
-    """A real soup, the mean of the shipped model and its neighbour, for the pages."""
+def soup_runs(fer2013_slice, tmp_path_factory) -> list[Path]:
+    """Two real one-epoch runs, a.keras and b.keras, that start from one small model as
+    restarts do, each with its card and history: the ingredients of a soup."""
+    from dataclasses import replace
+
+    from emotion.data import load_dataset
+    from emotion.model import Augmentation
+    from emotion.train import TrainConfig, train
+
+    folder, data = tmp_path_factory.mktemp("soup-runs"), load_dataset(fer2013_slice)
+    config = TrainConfig(architecture="small", width=8, epochs=1, augmentation=Augmentation.none())
+    start = train(data, config, folder / "start.keras", run_dir=folder / "start").model_path
+    return [train(data, replace(config, init_from=str(start), seed=seed), folder / f"{name}.keras",
+                  run_dir=folder / name).model_path for name, seed in (("a", 2), ("b", 3))]
+
+
+@pytest.fixture(scope="session")
+def soup_model(soup_runs, fer2013_slice, tmp_path_factory) -> Path:
+    """A real soup for the pages: the mean of a.keras and b.keras."""
     from emotion.data import load_dataset
     from emotion.soup import make_soup
 
     out = tmp_path_factory.mktemp("soup-model") / "soup.keras"
-    return make_soup([soup_ingredients["shipped"], soup_ingredients["neighbour"]], load_dataset(fer2013_slice),
-                     out, greedy=False).model_path
+    return make_soup(soup_runs, load_dataset(fer2013_slice), out, greedy=False).model_path
 
 
 # --- the Webcam page's browser stream, faked (tests/test_webcam_page.py, tests/test_keypoints.py)
