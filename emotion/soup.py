@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import time
-import zipfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -55,8 +54,8 @@ def make_soup(paths: list[str | Path], data: Dataset, out_path: str | Path, gree
 
     ``greedy``: keep an ingredient only if it does not lower the soup's PublicTest accuracy
     (the uniform soup, every ingredient, otherwise). ``report`` gets one line per step.
-    Raises ValueError (one line) for fewer than two models, a missing or unlike one, or
-    data without a PublicTest split.
+    Raises ValueError (one line) for fewer than two models, unlike ones, or data without a
+    PublicTest split, and ModelError (one line) for a missing or damaged model file.
     """
     import keras
 
@@ -70,16 +69,12 @@ def make_soup(paths: list[str | Path], data: Dataset, out_path: str | Path, gree
         raise ValueError(f"the model file must end in .keras: {out_path}")
     if out_path.resolve() in {p.resolve() for p in paths}:
         raise ValueError(f"{out_path} is one of the ingredients; write the soup to another file")
-    for path in paths:
-        if not path.is_file():
-            raise ValueError(f"model not found: {path}")
-        if path.suffix != ".keras" or not zipfile.is_zipfile(path):
-            raise ValueError(f"{path.name} is not a Keras model file (.keras)")
     validation = data.split(VALIDATION)
     if not len(validation):
         raise DatasetError(f"a soup is chosen on {VALIDATION}; this dataset has none")
 
-    models = [keras.models.load_model(path, compile=False) for path in paths]
+    # The classifier's loader: one line (ModelError) for a missing, damaged or unlike file.
+    models = [EmotionClassifier.load(path, runtime="keras").model for path in paths]
     weights = [model.get_weights() for model in models]
     shapes = [[w.shape for w in ws] for ws in weights]
     for path, shape in zip(paths[1:], shapes[1:]):

@@ -5,6 +5,7 @@ import json
 import shutil
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -77,6 +78,13 @@ def test_the_uniform_soup_from_the_command_line(fer2013_slice, soup_runs, tmp_pa
     assert sorted(text.get_text() for text in legend) == ["a.keras", "b.keras"]
 
 
+def _damaged(folder):
+    """A zip archive named .keras that holds no model."""
+    with zipfile.ZipFile(folder / "damaged.keras", "w") as archive:
+        archive.writestr("notes.txt", "not a model")
+    return folder / "damaged.keras"
+
+
 def _other_architecture(folder):
     from emotion.model import Augmentation, build_model
 
@@ -94,25 +102,28 @@ def _other_data(folder, soup_ingredients):
 
 @pytest.mark.parametrize("case, message", [
     ("one model", "a soup needs at least two models"),
-    ("missing", "model not found"),
+    ("missing", "model file not found"),
     ("not keras", "not a Keras model file"),
+    ("damaged", "damaged.keras could not be loaded"),
     ("other architecture", "has another architecture or width than shipped.keras"),
     ("other data", "trained on different data"),
     ("out is an ingredient", "is one of the ingredients"),
 ])
 def test_unfit_ingredients_are_one_line(fer2013_slice, soup_ingredients, tmp_path, case, message):
+    from emotion.classifier import ModelError
     from emotion.data import load_dataset
     from emotion.soup import make_soup
 
     shipped, out = soup_ingredients["shipped"], tmp_path / "soup.keras"
     second = {"missing": lambda: tmp_path / "gone.keras",
               "not keras": lambda: (tmp_path / "text.keras").write_text("hello") and tmp_path / "text.keras",
+              "damaged": lambda: _damaged(tmp_path),
               "other architecture": lambda: _other_architecture(tmp_path),
               "other data": lambda: _other_data(tmp_path, soup_ingredients)}.get(case, lambda: soup_ingredients["neighbour"])()
     paths = [shipped] if case == "one model" else [shipped, second]
     if case == "out is an ingredient":
         out = second
-    with pytest.raises(ValueError, match=message) as error:
+    with pytest.raises((ValueError, ModelError), match=message) as error:
         make_soup(paths, load_dataset(fer2013_slice), out)
     assert "\n" not in str(error.value)
     assert not (tmp_path / "soup.keras").exists()
