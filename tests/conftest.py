@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -121,31 +120,6 @@ def app_model(test_model, monkeypatch) -> Path:
     """The app runs with the shipped model: no $FACEMOOD_MODEL from the caller's shell."""
     monkeypatch.delenv("FACEMOOD_MODEL", raising=False)
     return test_model
-
-
-@pytest.fixture(scope="session")
-def soup_ingredients(test_model, tmp_path_factory) -> dict[str, Path]:
-    """Ingredients of model soups (tests/test_soup.py): the shipped model; a neighbour of it,
-    every weight scaled by 1 ± 1 % (a restart's ending point stands near its start), both
-    with the shipped card; and a broken one (no card), its first convolution's
-    kernel negated, whose mean with either of the others cancels that kernel out."""
-    import keras
-    import numpy as np
-
-    folder = tmp_path_factory.mktemp("soup")
-    shipped = folder / "shipped.keras"
-    shutil.copy(test_model, shipped)
-    shutil.copy(test_model.with_suffix(".json"), shipped.with_suffix(".json"))
-    model = keras.models.load_model(test_model, compile=False)
-    weights = model.get_weights()
-    rng = np.random.default_rng(0)
-    model.set_weights([w * (1 + 0.01 * rng.standard_normal(w.shape)).astype(w.dtype) for w in weights])
-    model.save(folder / "neighbour.keras")
-    shutil.copy(test_model.with_suffix(".json"), folder / "neighbour.json")  # a restart has its own card
-    first_kernel = next(i for i, w in enumerate(weights) if w.ndim == 4)
-    model.set_weights([-w if i == first_kernel else w for i, w in enumerate(weights)])
-    model.save(folder / "broken.keras")
-    return {name: folder / f"{name}.keras" for name in ("shipped", "neighbour", "broken")}
 
 
 @pytest.fixture(scope="session")

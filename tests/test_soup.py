@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +18,30 @@ def _weights(path):
     import keras
 
     return keras.models.load_model(path, compile=False).get_weights()
+
+
+@pytest.fixture(scope="module")
+def soup_ingredients(test_model, tmp_path_factory) -> dict[str, Path]:
+    """The shipped model; a neighbour of it,
+    every weight scaled by 1 ± 1 % (a restart's ending point stands near its start), both
+    with the shipped card; and a broken one (no card), its first convolution's
+    kernel negated, whose mean with either of the others cancels that kernel out."""
+    import keras
+
+    folder = tmp_path_factory.mktemp("soup")
+    shipped = folder / "shipped.keras"
+    shutil.copy(test_model, shipped)
+    shutil.copy(test_model.with_suffix(".json"), shipped.with_suffix(".json"))
+    model = keras.models.load_model(test_model, compile=False)
+    weights = model.get_weights()
+    rng = np.random.default_rng(0)
+    model.set_weights([w * (1 + 0.01 * rng.standard_normal(w.shape)).astype(w.dtype) for w in weights])
+    model.save(folder / "neighbour.keras")
+    shutil.copy(test_model.with_suffix(".json"), folder / "neighbour.json")  # a restart has its own card
+    first_kernel = next(i for i, w in enumerate(weights) if w.ndim == 4)
+    model.set_weights([-w if i == first_kernel else w for i, w in enumerate(weights)])
+    model.save(folder / "broken.keras")
+    return {name: folder / f"{name}.keras" for name in ("shipped", "neighbour", "broken")}
 
 
 def test_the_greedy_soup_leaves_out_what_lowers_public_test(fer2013_slice, soup_ingredients, tmp_path):
