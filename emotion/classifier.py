@@ -92,23 +92,36 @@ def read_card(model_path: str | Path) -> dict:
     return card if isinstance(card, dict) else {}
 
 
-def epochs_run(training: dict) -> list[int]:
-    """The epochs of each run that made a model, first run first, from its card's
-    ``training``: one number, or several for a model warm-started from another
-    (``training.started_from``, as :func:`emotion.train.train` records it)."""
+def _runs(training: dict) -> tuple[list[int], dict]:
+    """The epochs of each run in a warm-start chain, first first, and the record it begins with."""
     runs, record = [], training
     while isinstance(record, dict) and record.get("epochs_run"):
         runs.insert(0, record["epochs_run"])
         record = (record.get("started_from") or {}).get("training")
-    return runs
+    return runs, record if isinstance(record, dict) else {}
 
 
-def soup_ingredients(training: dict) -> list[tuple[str, list[int]]]:
-    """The models a soup averages (:mod:`emotion.soup`), each with its runs' epochs, from its
-    card's ``training``; [] for a model that is not a soup."""
+def epochs_run(training: dict) -> list[int]:
+    """The epochs of each run that made a model, first run first, from its card's
+    ``training``: one number, or several for a model warm-started from another
+    (``training.started_from``, as :func:`emotion.train.train` records it)."""
+    return _runs(training)[0]
+
+
+def soup_ingredients(training: dict) -> list[tuple[str, str]]:
+    """The models a soup averages (:mod:`emotion.soup`), each with how it was trained
+    ("88 + 20 epochs", or "10 epochs after a soup of 4 models" for a run warm-started from
+    an earlier soup), from its card's ``training``; [] for a model that is not a soup."""
     soup = training.get("soup") if isinstance(training, dict) else None
-    return [(item.get("model", "?"), epochs_run(item.get("training") or {}))
-            for item in (soup or {}).get("ingredients", []) if item.get("kept")]
+    described = []
+    for item in (soup or {}).get("ingredients", []):
+        if item.get("kept"):
+            runs, start = _runs(item.get("training") or {})
+            text = f"{' + '.join(map(str, runs))} epochs"
+            if start.get("soup"):
+                text += f" after a soup of {len(soup_ingredients(start))} models"
+            described.append((item.get("model", "?"), text))
+    return described
 
 
 def compiled_forward(model, shape: tuple = (FACE_SIZE, FACE_SIZE, 1)):

@@ -122,7 +122,7 @@ def show_card(path: Path, card: dict) -> None:
     if soup:
         st.caption(f"The mean of the weights of {len(soup)} trained models (a model soup, chosen on "
                    f"{training['soup'].get('chosen_on', 'PublicTest')}): "
-                   + ", ".join(f"{name} ({' + '.join(map(str, epochs))} epochs)" for name, epochs in soup) + ".")
+                   + ", ".join(f"{name} ({how})" for name, how in soup) + ".")
     elif len(runs) == 1:
         st.caption(f"Trained for {runs[0]} epochs; the best was epoch {training.get('best_epoch', '?')}.")
     elif runs:

@@ -185,7 +185,7 @@ def model_view(path: Path, key: str, narrow: bool = False) -> None:
     if soup:
         cols[3].metric("Soup of", f"{len(soup)} models",
                        help="The mean of their weights: " + "; ".join(
-                           f"{name}, {' + '.join(map(str, epochs))} epochs" for name, epochs in soup))
+                           f"{name}, {how}" for name, how in soup))
     else:
         cols[3].metric("Epochs (best)", f"{' + '.join(map(str, runs)) or '–'} ({training.get('best_epoch', '–')})",
                        help="Epochs of each run, the model warm-started from the one before" if len(runs) > 1 else None)

@@ -163,6 +163,21 @@ def test_a_warm_started_models_epochs_read_run_by_run():
     assert epochs_run({}) == []
 
 
+def test_a_soup_of_runs_that_started_from_a_soup_says_so():
+    """Round two of the shipped model: runs warm-started from a soup, then souped again."""
+    from emotion.classifier import epochs_run, soup_ingredients
+
+    first = {"soup": {"ingredients": [{"model": m, "kept": k, "training": {"epochs_run": 20}}
+                                      for m, k in (("a.keras", True), ("b.keras", True), ("c.keras", False))]}}
+    run = {"epochs_run": 10, "started_from": {"model": "soup1.keras", "training": first}}
+    assert epochs_run(run) == [10]
+    second = {"soup": {"ingredients": [{"model": "r.keras", "kept": True, "training": run},
+                                       {"model": "s.keras", "kept": False, "training": run}]}}
+    assert soup_ingredients(second) == [("r.keras", "10 epochs after a soup of 2 models")]
+    assert soup_ingredients(first) == [("a.keras", "20 epochs"), ("b.keras", "20 epochs")]
+    assert soup_ingredients({"epochs_run": 3}) == []
+
+
 def test_a_folder_without_models_says_how_to_get_one(monkeypatch, tmp_path):
     monkeypatch.setenv("FACEMOOD_MODEL", str(tmp_path / "missing.keras"))
     at = training_page()
