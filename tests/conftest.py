@@ -122,21 +122,33 @@ def app_model(test_model, monkeypatch) -> Path:
     return test_model
 
 
+SMALL_RUN = {"architecture": "small", "width": 8, "epochs": 1}
+
+
 @pytest.fixture(scope="session")
-def soup_runs(fer2013_slice, tmp_path_factory) -> list[Path]:
+def small_model(fer2013_slice, tmp_path_factory) -> Path:
+    """A real one-epoch small model, start.keras with its card: what warm restarts start from."""
+    from emotion.data import load_dataset
+    from emotion.model import Augmentation
+    from emotion.train import TrainConfig, train
+
+    folder = tmp_path_factory.mktemp("start")
+    config = TrainConfig(**SMALL_RUN, augmentation=Augmentation.none())
+    return train(load_dataset(fer2013_slice), config, folder / "start.keras", run_dir=folder / "run").model_path
+
+
+@pytest.fixture(scope="session")
+def soup_runs(small_model, fer2013_slice, tmp_path_factory) -> list[Path]:
     """Two real one-epoch runs, a.keras and b.keras, that start from one small model as
     restarts do, each with its card and history: the ingredients of a soup."""
-    from dataclasses import replace
-
     from emotion.data import load_dataset
     from emotion.model import Augmentation
     from emotion.train import TrainConfig, train
 
     folder, data = tmp_path_factory.mktemp("soup-runs"), load_dataset(fer2013_slice)
-    config = TrainConfig(architecture="small", width=8, epochs=1, augmentation=Augmentation.none())
-    start = train(data, config, folder / "start.keras", run_dir=folder / "start").model_path
-    return [train(data, replace(config, init_from=str(start), seed=seed), folder / f"{name}.keras",
-                  run_dir=folder / name).model_path for name, seed in (("a", 2), ("b", 3))]
+    return [train(data, TrainConfig(**SMALL_RUN, augmentation=Augmentation.none(), init_from=str(small_model),
+                                    seed=seed), folder / f"{name}.keras", run_dir=folder / name).model_path
+            for name, seed in (("a", 2), ("b", 3))]
 
 
 @pytest.fixture(scope="session")
