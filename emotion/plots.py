@@ -28,7 +28,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LinearSegmentedColormap, to_rgba
 from matplotlib.figure import Figure
 from matplotlib.text import Text
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from .classifier import card_labels
 from .common import write_atomically
@@ -130,7 +130,7 @@ def curves_figure(history: Sequence[dict], title: str = "",
     if epochs and len(epochs) <= 12:
         for ax in axes:
             ax.set_xticks(epochs)
-    axes[0].yaxis.set_major_formatter(lambda value, _: f"{value:.0%}")
+    axes[0].yaxis.set_major_formatter(PercentFormatter(1.0))  # decimals as the range needs: no repeated ticks
     if title:
         figure.suptitle(title)
     return _restyle(figure, style)
@@ -155,7 +155,7 @@ def runs_figure(runs: dict[str, Sequence[dict]], title: str = "", style: str = "
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    axes[0].yaxis.set_major_formatter(lambda value, _: f"{value:.0%}")
+    axes[0].yaxis.set_major_formatter(PercentFormatter(1.0))  # decimals as the range needs: no repeated ticks
     if title:
         figure.suptitle(title)
     return _restyle(figure, style)
