@@ -2,6 +2,7 @@
 second, gentler schedule after a finished one does; one epoch on a slice of real FER2013."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -9,17 +10,6 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-
-
-@pytest.fixture(scope="module")
-def small_model(fer2013_slice, tmp_path_factory):
-    from emotion.data import load_dataset
-    from emotion.model import Augmentation
-    from emotion.train import TrainConfig, train
-
-    folder = tmp_path_factory.mktemp("start")
-    config = TrainConfig(architecture="small", width=8, epochs=1, augmentation=Augmentation.none())
-    return train(load_dataset(fer2013_slice), config, folder / "start.keras", run_dir=folder / "run").model_path
 
 
 def _trainable(path):
@@ -72,15 +62,19 @@ def test_a_wrong_start_model_is_one_line(fer2013_slice, small_model, tmp_path, s
 
 
 def test_every_recipe_is_a_valid_configuration_and_names_its_start_models():
-    """The recipes in emotion/recipes/ are what README's commands run: each must load, and the
-    models a recipe starts from or learns from are ones an earlier recipe's command writes."""
+    """The recipes in emotion/recipes/ are what README's commands run: each must load, README
+    must run it, and the models a recipe starts from or learns from are ones a README command
+    writes (a recipe's run, or a soup of runs)."""
     from emotion.train import TrainConfig
 
+    readme = (ROOT / "README.md").read_text()
+    written = set(re.findall(r"--out (models/\S+\.keras)", readme))
     recipes = sorted((ROOT / "emotion" / "recipes").glob("*.json"))
     assert recipes
-    written = {f"models/facemood-{path.stem}.keras" for path in recipes}
     for path in recipes:
+        assert f"--config emotion/recipes/{path.name} --out models/facemood-{path.stem}.keras" in readme, \
+            f"README runs no command for {path.name}"
         config = TrainConfig.from_dict(json.loads(path.read_text()))
         teachers = [config.teacher] if isinstance(config.teacher, str) else config.teacher
         for start in filter(None, [config.init_from, *teachers]):
-            assert start in written, f"{path.name}: {start} is written by no recipe"
+            assert start in written, f"{path.name}: {start} is written by no README command"
