@@ -191,9 +191,18 @@ def _load_start_weights(model, path: Path) -> dict:
                          f"start from a model trained with the same ones")
     for target, source in zip(mine, theirs):
         target.set_weights(source.get_weights())
-    training = read_card(path).get("training", {})
     return {"model": path.name, "sha256": sha256(path),
-            "training": {key: value for key, value in training.items() if key != "history"}}
+            "training": _without_histories(read_card(path).get("training", {}))}
+
+
+def _without_histories(record):
+    """``record`` less every ``history``, at any depth: a start that is itself a soup carries
+    its ingredients' records, and each warm start from it would copy their epochs again."""
+    if isinstance(record, dict):
+        return {key: _without_histories(value) for key, value in record.items() if key != "history"}
+    if isinstance(record, list):
+        return [_without_histories(value) for value in record]
+    return record
 
 
 def _compile(model, config: TrainConfig) -> None:

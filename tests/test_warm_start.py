@@ -45,6 +45,28 @@ def test_a_run_starts_from_the_given_models_weights(fer2013_slice, small_model, 
     assert any(not np.array_equal(a, b) for a, b in zip(_trainable(other), _trainable(small_model)))
 
 
+def test_a_run_from_a_soup_keeps_its_ingredients_but_not_their_epochs(fer2013_slice, soup_runs, tmp_path):
+    """Round two starts from a soup: the card says what the soup was made of, but each
+    ingredient's per-epoch history stays on the soup's own card, not copied into every run."""
+    from emotion.classifier import soup_ingredients
+    from emotion.data import load_dataset
+    from emotion.model import Augmentation
+    from emotion.soup import make_soup
+    from emotion.train import TrainConfig, train
+
+    data = load_dataset(fer2013_slice)
+    soup = make_soup(soup_runs, data, tmp_path / "soup.keras", greedy=False).model_path
+    config = TrainConfig(architecture="small", width=8, epochs=1, augmentation=Augmentation.none(),
+                         init_from=str(soup))
+    card = train(data, config, tmp_path / "again.keras", run_dir=tmp_path / "again").card
+    assert card["training"]["history"]
+    started = json.dumps(card["training"]["started_from"])
+    assert '"history"' not in started and "a.keras" in started and "b.keras" in started
+    ingredient = {"model": "again.keras", "kept": True, "training": card["training"]}
+    assert soup_ingredients({"soup": {"ingredients": [ingredient]}}) == [
+        ("again.keras", "1 epochs after a soup of 2 models")]
+
+
 @pytest.mark.parametrize("start, message", [
     ("missing", "start model not found"),
     ("other-architecture", "not a 19-layer model of this architecture and width"),
