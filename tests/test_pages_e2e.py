@@ -304,8 +304,12 @@ def test_training_compare_view_and_figures_for_both_themes(server, browser, fold
         try:
             page.get_by_text("Misclassified PrivateTest faces").first.wait_for()
             wait_idle(page)
-            # The figures: transparent around (no white box on a dark page).
-            sources = page.locator('[data-testid="stImage"] img').evaluate_all("imgs => imgs.map(i => i.src)")
+            # The figures: transparent around (no white box on a dark page). The script can be
+            # idle before the browser has mounted the last image element: wait for it (a figure
+            # that never comes still fails below).
+            figures = '[data-testid="stImage"] img'
+            page.wait_for_function(f"() => document.querySelectorAll('{figures}').length >= 3", timeout=30_000)
+            sources = page.locator(figures).evaluate_all("imgs => imgs.map(i => i.src)")
             assert len(sources) == 3, sources  # curves, confusion, misclassified faces
             for source in sources:
                 assert png_corners_alpha(page.request.get(source).body()) == [0, 0, 0, 0], source
