@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import one_line, write_atomically
+from .common import counted, one_line, write_atomically
 from .labels import FACE_SIZE, LABELS
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -117,7 +117,7 @@ def soup_ingredients(training: dict) -> list[tuple[str, str]]:
     for item in (soup or {}).get("ingredients", []):
         if item.get("kept"):
             runs, start = _runs(item.get("training") or {})
-            text = f"{' + '.join(map(str, runs))} epochs"
+            text = counted(runs[0], "epoch") if len(runs) == 1 else f"{' + '.join(map(str, runs))} epochs"
             if start.get("soup"):
                 text += f" after a soup of {len(soup_ingredients(start))} models"
             described.append((item.get("model", "?"), text))

@@ -15,6 +15,11 @@ def one_line(error: BaseException, limit: int = 300) -> str:
     return text.splitlines()[0][:limit] if text else type(error).__name__
 
 
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1: "1 epoch", "20 epochs"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def write_atomically(path: str | Path, write: Callable[[Path], None], mode: int = 0o644) -> Path:
     """Write ``path`` through a temporary file in the same folder, then rename it over ``path``:
     a reader sees the old file or the new one, never half of one. ``write`` gets the temporary

@@ -130,10 +130,15 @@ def curves_figure(history: Sequence[dict], title: str = "",
     if epochs and len(epochs) <= 12:
         for ax in axes:
             ax.set_xticks(epochs)
-    axes[0].yaxis.set_major_formatter(PercentFormatter(1.0))  # decimals as the range needs: no repeated ticks
+    _percent_axis(axes[0])
     if title:
         figure.suptitle(title)
     return _restyle(figure, style)
+
+
+def _percent_axis(ax) -> None:
+    # PercentFormatter takes the decimals the range needs: close runs get no repeated ticks.
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
 
 
 def runs_figure(runs: dict[str, Sequence[dict]], title: str = "", style: str = "paper") -> Figure:
@@ -155,7 +160,7 @@ def runs_figure(runs: dict[str, Sequence[dict]], title: str = "", style: str = "
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    axes[0].yaxis.set_major_formatter(PercentFormatter(1.0))  # decimals as the range needs: no repeated ticks
+    _percent_axis(axes[0])
     if title:
         figure.suptitle(title)
     return _restyle(figure, style)

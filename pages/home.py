@@ -16,6 +16,7 @@ import streamlit as st
 import emotion
 from emotion import LABELS
 from emotion.classifier import epochs_run, read_card, soup_ingredients
+from emotion.common import counted
 from pages import _common
 
 _common.through_app()  # a first visit to this page on a fresh server goes through app.py
@@ -124,9 +125,9 @@ def show_card(path: Path, card: dict) -> None:
                    f"{training['soup'].get('chosen_on', 'PublicTest')}): "
                    + ", ".join(f"{name} ({how})" for name, how in soup) + ".")
     elif len(runs) == 1:
-        st.caption(f"Trained for {runs[0]} epochs; the best was epoch {training.get('best_epoch', '?')}.")
+        st.caption(f"Trained for {counted(runs[0], 'epoch')}; the best was epoch {training.get('best_epoch', '?')}.")
     elif runs:
-        st.caption(f"Trained for {runs[0]} epochs, then " + ", then ".join(f"{n} more" for n in runs[1:])
+        st.caption(f"Trained for {counted(runs[0], 'epoch')}, then " + ", then ".join(f"{n} more" for n in runs[1:])
                    + f" starting from the model before; the best of the last run was its epoch "
                      f"{training.get('best_epoch', '?')}.")
     runtimes = card.get("runtimes")  # which runtime each kind of page uses (its TFLite twins)

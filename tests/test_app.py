@@ -125,6 +125,14 @@ def test_home_shows_the_model_card(app_model):
     assert any(card["data"]["source"] in m.value for m in at.markdown)
 
 
+def test_home_counts_one_epoch_as_one(small_model, monkeypatch):
+    monkeypatch.setenv("FACEMOOD_MODEL", str(small_model))
+    at = home()
+    assert not at.error
+    shown = " ".join(c.value for c in at.caption)
+    assert "Trained for 1 epoch; the best was epoch 1." in shown
+
+
 def test_home_says_what_a_soup_is_made_of(soup_model, monkeypatch):
     monkeypatch.setenv("FACEMOOD_MODEL", str(soup_model))
     at = home()

@@ -64,7 +64,7 @@ def test_a_run_from_a_soup_keeps_its_ingredients_but_not_their_epochs(fer2013_sl
     assert '"history"' not in started and "a.keras" in started and "b.keras" in started
     ingredient = {"model": "again.keras", "kept": True, "training": card["training"]}
     assert soup_ingredients({"soup": {"ingredients": [ingredient]}}) == [
-        ("again.keras", "1 epochs after a soup of 2 models")]
+        ("again.keras", "1 epoch after a soup of 2 models")]
 
 
 @pytest.mark.parametrize("start, message", [
