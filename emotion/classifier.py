@@ -124,6 +124,13 @@ def soup_ingredients(training: dict) -> list[tuple[str, str]]:
     return described
 
 
+def soup_average(training: dict) -> str:
+    """What a soup's card says its ingredients' mean is of: "weights" (a model soup) or
+    "predictions" (an ensemble, :func:`emotion.soup.make_soup`)."""
+    soup = training.get("soup") if isinstance(training, dict) else None
+    return (soup or {}).get("average", "weights")
+
+
 def compiled_forward(model, shape: tuple = (FACE_SIZE, FACE_SIZE, 1)):
     """A compiled inference function of ``model``: float32 (N, *shape) -> its output.
 

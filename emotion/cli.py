@@ -109,13 +109,15 @@ def _parser() -> argparse.ArgumentParser:
                                        "(default: ../shared/data/fer2013/fer2013.csv.gz when present)")
     export.add_argument("--check", type=int, default=512, help="how many faces to check on")
 
-    soup = commands.add_parser("soup", help="average the weights of models warm-started from one model "
-                                            "(a model soup), chosen on PublicTest")
-    soup.add_argument("models", nargs="+", metavar="MODEL.keras", help="two or more models of one architecture")
-    soup.add_argument("--data", required=True, help="FER2013 CSV (or pack): PublicTest chooses, every split scores")
-    soup.add_argument("--out", required=True, help="the soup's .keras file")
-    soup.add_argument("--uniform", action="store_true",
-                      help="average every model (default: greedy, keep a model only if PublicTest does not drop)")
+    for kind, averages in (("soup", "the weights of models warm-started from one model (a model soup)"),
+                           ("ensemble", "the predictions of models trained apart (an ensemble in one model file)")):
+        combine = commands.add_parser(kind, help=f"average {averages}, chosen on PublicTest")
+        combine.add_argument("models", nargs="+", metavar="MODEL.keras",
+                             help="two or more models " + ("of one architecture" if kind == "soup" else "of the same labels"))
+        combine.add_argument("--data", required=True, help="FER2013 CSV (or pack): PublicTest chooses, every split scores")
+        combine.add_argument("--out", required=True, help=f"the {kind}'s .keras file")
+        combine.add_argument("--uniform", action="store_true",
+                             help="average every model (default: greedy, keep a model only if PublicTest does not drop)")
 
     finetune = commands.add_parser("finetune", help="fine-tune the active model on a personal dataset")
     finetune.add_argument("--data", required=True, metavar="DST",
@@ -485,9 +487,11 @@ def _soup(args) -> int:
         if not Path(model).is_file():
             raise InputError(f"model file not found: {model}")
     result = make_soup(args.models, load_dataset(args.data), args.out, greedy=not args.uniform,
-                       report=lambda line: print(line, flush=True))
+                       report=lambda line: print(line, flush=True),
+                       average="predictions" if args.command == "ensemble" else "weights")
     summary = ", ".join(f"{split} {m['accuracy']:.4f}" for split, m in result.card["metrics"].items())
-    print(f"saved {result.model_path}, the mean of {', '.join(p.name for p in result.kept)} (accuracy: {summary})")
+    print(f"saved {result.model_path}, the mean of {', '.join(p.name for p in result.kept)}'s "
+          f"{'predictions' if args.command == 'ensemble' else 'weights'} (accuracy: {summary})")
     for figure in save_training_figures(result.model_path, result.card):
         print(f"wrote {figure}")
     return 0
@@ -516,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     _silence_native_logs()
-    handlers = {"batch": _batch, "video": _video, "predict": _predict, "evaluate": _evaluate, "train": _train, "finetune": _finetune, "capture": _capture, "dataset": _dataset, "export": _export, "pack": _pack, "soup": _soup}
+    handlers = {"batch": _batch, "video": _video, "predict": _predict, "evaluate": _evaluate, "train": _train, "finetune": _finetune, "capture": _capture, "dataset": _dataset, "export": _export, "pack": _pack, "soup": _soup, "ensemble": _soup}
     try:
         return handlers[args.command](args)
     except (InputError, DatasetError, ModelError, ValueError, OSError) as error:

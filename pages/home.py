@@ -15,7 +15,7 @@ import streamlit as st
 
 import emotion
 from emotion import LABELS
-from emotion.classifier import epochs_run, read_card, soup_ingredients
+from emotion.classifier import epochs_run, read_card, soup_average, soup_ingredients
 from emotion.common import counted
 from pages import _common
 
@@ -121,7 +121,9 @@ def show_card(path: Path, card: dict) -> None:
     training = card.get("training", {})
     runs, soup = epochs_run(training), soup_ingredients(training)
     if soup:
-        st.caption(f"The mean of the weights of {len(soup)} trained models (a model soup, chosen on "
+        what = soup_average(training)
+        st.caption(f"The mean of the {what} of {len(soup)} trained models "
+                   f"({'an ensemble' if what == 'predictions' else 'a model soup'}, chosen on "
                    f"{training['soup'].get('chosen_on', 'PublicTest')}): "
                    + ", ".join(f"{name} ({how})" for name, how in soup) + ".")
     elif len(runs) == 1:

@@ -26,7 +26,7 @@ import streamlit as st
 import emotion
 from emotion import LABELS, evaluation, jobs, plots
 from emotion.access import PathRefused, display_name
-from emotion.classifier import card_path, epochs_run, models_dir, set_active_model, soup_ingredients
+from emotion.classifier import card_path, epochs_run, models_dir, set_active_model, soup_average, soup_ingredients
 from emotion.data import DatasetError, default_dataset_path, load_fer2013_csv
 from pages import _access, _common
 
@@ -182,9 +182,10 @@ def model_view(path: Path, key: str, narrow: bool = False) -> None:
     cols[1].metric(f"{split or 'Test'} macro-F1", _common.percent(metrics.get("macro_f1")))
     cols[2].metric("Architecture", str(card.get("architecture", "–")))
     runs, soup = epochs_run(training), soup_ingredients(training)
+    kind = "Ensemble" if soup_average(training) == "predictions" else "Soup"
     if soup:
-        cols[3].metric("Soup of", f"{len(soup)} models",
-                       help="The mean of their weights: " + "; ".join(
+        cols[3].metric(f"{kind} of", f"{len(soup)} models",
+                       help=f"The mean of their {soup_average(training)}: " + "; ".join(
                            f"{name}, {how}" for name, how in soup))
     else:
         cols[3].metric("Epochs (best)", f"{' + '.join(map(str, runs)) or '–'} ({training.get('best_epoch', '–')})",
@@ -193,7 +194,7 @@ def model_view(path: Path, key: str, narrow: bool = False) -> None:
     card_key = _common.model_key(card_path(path))
     curves = card_figure_png("curves", card_key)
     if curves:
-        st.image(curves, caption="Accuracy and loss per epoch of each model the soup averages: training "
+        st.image(curves, caption=f"Accuracy and loss per epoch of each model the {kind.lower()} averages: training "
                                  "against validation" if soup else
                                  "Accuracy and loss per epoch: training against validation")
     else:

@@ -161,6 +161,16 @@ def soup_model(soup_runs, fer2013_slice, tmp_path_factory) -> Path:
     return make_soup(soup_runs, load_dataset(fer2013_slice), out, greedy=False).model_path
 
 
+@pytest.fixture(scope="session")
+def ensemble_model(soup_runs, fer2013_slice, tmp_path_factory) -> Path:
+    """A real ensemble for the pages: the mean of a.keras's and b.keras's predictions."""
+    from emotion.data import load_dataset
+    from emotion.soup import make_soup
+
+    out = tmp_path_factory.mktemp("ensemble-model") / "both.keras"
+    return make_soup(soup_runs, load_dataset(fer2013_slice), out, greedy=False, average="predictions").model_path
+
+
 # --- the Webcam page's browser stream, faked (tests/test_webcam_page.py, tests/test_keypoints.py)
 
 

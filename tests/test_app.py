@@ -125,6 +125,14 @@ def test_home_shows_the_model_card(app_model):
     assert any(card["data"]["source"] in m.value for m in at.markdown)
 
 
+def test_home_says_a_model_is_an_ensemble(ensemble_model, monkeypatch):
+    monkeypatch.setenv("FACEMOOD_MODEL", str(ensemble_model))
+    at = home()
+    assert not at.error and not at.warning
+    shown = " ".join(c.value for c in at.caption)
+    assert "The mean of the predictions of 2 trained models (an ensemble, chosen on PublicTest)" in shown
+
+
 def test_home_counts_one_epoch_as_one(small_model, monkeypatch):
     monkeypatch.setenv("FACEMOOD_MODEL", str(small_model))
     at = home()

@@ -160,3 +160,48 @@ def test_a_missing_ingredient_on_the_command_line_is_one_line(fer2013_slice, sou
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 1 and done.stderr.count("\n") == 1
     assert "model file not found" in done.stderr and not (tmp_path / "soup.keras").exists()
+
+
+def test_an_ensemble_from_the_command_line_averages_predictions_and_exports(fer2013_slice, soup_runs, small_model,
+                                                                            tmp_path):
+    from emotion.classifier import EmotionClassifier
+    from emotion.data import load_dataset
+    from emotion.export import export
+
+    out, members = tmp_path / "ensemble.keras", [*soup_runs, small_model]
+    done = subprocess.run([sys.executable, "-m", "emotion", "ensemble", *members,
+                           "--data", fer2013_slice, "--out", out, "--uniform"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "predictions" in next(line for line in done.stdout.splitlines() if line.startswith("saved"))
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["training"]["soup"]["average"] == "predictions"
+    assert card["architecture"] == "ensemble of 3 (small)"
+    assert card["parameters"] == 3 * json.loads(small_model.with_suffix(".json").read_text())["parameters"]
+
+    # One model file whose probabilities are the mean of its members' (each with its mirror average).
+    faces = load_dataset(fer2013_slice).split("PrivateTest").images
+    ensemble = EmotionClassifier.load(out, runtime="keras")
+    theirs = np.mean([EmotionClassifier.load(m, runtime="keras").predict_proba(faces) for m in members], axis=0)
+    np.testing.assert_allclose(ensemble.predict_proba(faces), theirs, atol=1e-5)
+    assert card["metrics"]["PrivateTest"]["accuracy"] == pytest.approx(
+        float((theirs.argmax(1) == load_dataset(fer2013_slice).split("PrivateTest").labels).mean()))
+    # It exports like any model, and then runs as its float twin.
+    export(out, "tflite", check_faces=faces)
+    assert EmotionClassifier.load(out).runtime == "tflite"
+
+
+def test_an_ensemble_may_mix_architectures_but_not_labels(fer2013_slice, soup_ingredients, tmp_path):
+    from emotion.data import load_dataset
+    from emotion.labels import LABELS
+    from emotion.soup import make_soup
+
+    small = _other_architecture(tmp_path)
+    (tmp_path / "small.json").write_text(json.dumps({"architecture": "small"}))
+    data = load_dataset(fer2013_slice)
+    result = make_soup([soup_ingredients["shipped"], small], data, tmp_path / "mixed.keras", greedy=False,
+                       average="predictions")
+    assert result.card["architecture"] == "ensemble of 2 (small, vgg)"
+    (tmp_path / "small.json").write_text(json.dumps({"architecture": "small", "labels": list(LABELS)[::-1]}))
+    with pytest.raises(ValueError, match="reads other labels than shipped.keras"):
+        make_soup([soup_ingredients["shipped"], small], data, tmp_path / "other.keras", average="predictions")

@@ -153,6 +153,16 @@ def test_a_soup_shows_what_it_averages_instead_of_epochs(models, soup_model):
     assert any(c.startswith("Confusion matrix on PrivateTest") for c in captions(at))
 
 
+def test_an_ensemble_says_so(models, ensemble_model):
+    ensemble = copy_model(ensemble_model, models, "both")
+    at = training_page()
+    at.selectbox(key="inspect_model").set_value(str(ensemble)).run()
+    assert not at.exception and not at.error
+    metric = next(m for m in at.metric if m.label == "Ensemble of")
+    assert metric.value == "2 models" and metric.proto.help.startswith("The mean of their predictions: ")
+    assert any(c.startswith("Accuracy and loss per epoch of each model the ensemble averages") for c in captions(at))
+
+
 def test_a_warm_started_models_epochs_read_run_by_run():
     from emotion.classifier import epochs_run
 
