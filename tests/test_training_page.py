@@ -139,28 +139,20 @@ def test_inspect_shows_the_model_in_use_and_compares_two(app_model, models):
     assert len(at.dataframe) == 2
 
 
-def test_a_soup_shows_what_it_averages_instead_of_epochs(models, soup_model):
-    soup = copy_model(soup_model, models, "soup")
+@pytest.mark.parametrize("fixture, kind, mean_of", [("soup_model", "soup", "weights"),
+                                                    ("ensemble_model", "ensemble", "predictions")])
+def test_a_soup_or_ensemble_shows_what_it_averages_instead_of_epochs(models, request, fixture, kind, mean_of):
+    model = copy_model(request.getfixturevalue(fixture), models, kind)
     at = training_page()
-    at.selectbox(key="inspect_model").set_value(str(soup)).run()
+    at.selectbox(key="inspect_model").set_value(str(model)).run()
     assert not at.exception and not at.error
-    metric = next(m for m in at.metric if m.label == "Soup of")
+    metric = next(m for m in at.metric if m.label == f"{kind.capitalize()} of")
     assert metric.value == "2 models"
-    assert sorted(metric.proto.help.removeprefix("The mean of their weights: ").split("; ")) == [
+    assert sorted(metric.proto.help.removeprefix(f"The mean of their {mean_of}: ").split("; ")) == [
         "a.keras, 1 + 1 epochs", "b.keras, 1 + 1 epochs"]
     assert not any(m.label == "Epochs (best)" for m in at.metric)
-    assert any(c.startswith("Accuracy and loss per epoch of each model the soup averages") for c in captions(at))
+    assert any(c.startswith(f"Accuracy and loss per epoch of each model the {kind} averages") for c in captions(at))
     assert any(c.startswith("Confusion matrix on PrivateTest") for c in captions(at))
-
-
-def test_an_ensemble_says_so(models, ensemble_model):
-    ensemble = copy_model(ensemble_model, models, "both")
-    at = training_page()
-    at.selectbox(key="inspect_model").set_value(str(ensemble)).run()
-    assert not at.exception and not at.error
-    metric = next(m for m in at.metric if m.label == "Ensemble of")
-    assert metric.value == "2 models" and metric.proto.help.startswith("The mean of their predictions: ")
-    assert any(c.startswith("Accuracy and loss per epoch of each model the ensemble averages") for c in captions(at))
 
 
 def test_a_warm_started_models_epochs_read_run_by_run():
