@@ -707,7 +707,7 @@ def analyze(inputs, *, workers: int | None = None, ray: str | None = None, every
     if workers is not None and workers < 0:
         raise BatchError(f"--workers must be 0 or more (got {workers})")
     model_path = Path(model) if model else (recognizer.classifier.path if recognizer is not None
-                                            and recognizer.classifier.path else default_model_path())
+                                            and recognizer.classifier.path else default_model_path(photos=True))
     if recognizer is None and not Path(model_path).is_file():
         raise BatchError(f"model file not found: {model_path}")
     out = Path(out) if out is not None else None

@@ -14,6 +14,9 @@ from .labels import FACE_SIZE, LABELS
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL = MODELS_DIR / "facemood-vgg.keras"
+# Shipped beside the default when a more accurate model costs too much for live video (an
+# ensemble): pictures and video files use it, live video and fine-tuning the default's one network.
+PHOTO_MODEL = MODELS_DIR / "facemood-photos.keras"
 RUNTIMES = ("auto", "fast", "keras")  # see EmotionClassifier.load
 ACTIVE_FILE = "active.json"  # in the models folder: {"model": "<file>.keras"}, set by the app
 
@@ -56,12 +59,16 @@ def set_active_model(path: str | Path | None) -> Path:
     return path
 
 
-def default_model_path() -> Path:
+def default_model_path(photos: bool = False) -> Path:
     """The model the app and CLI use unless told otherwise: $FACEMOOD_MODEL, else the
-    model chosen in the app (:func:`set_active_model`), else the shipped one."""
+    model chosen in the app (:func:`set_active_model`), else the shipped one; for ``photos``
+    (pictures and video files, not live video) the shipped photo model when there is one."""
     if os.environ.get("FACEMOOD_MODEL"):
         return Path(os.environ["FACEMOOD_MODEL"])
-    return active_model_path() or DEFAULT_MODEL
+    chosen = active_model_path()
+    if chosen:
+        return chosen
+    return PHOTO_MODEL if photos and PHOTO_MODEL.is_file() else DEFAULT_MODEL
 
 
 def card_labels(card: dict) -> tuple[str, ...]:
@@ -179,7 +186,8 @@ class EmotionClassifier:
 
     @classmethod
     def load(cls, path: str | Path | None = None, runtime: str = "auto") -> "EmotionClassifier":
-        """The model at ``path`` (default: :func:`default_model_path`) and its card.
+        """The model at ``path`` (default: :func:`default_model_path`, the photo model unless
+        ``runtime`` is "fast") and its card.
 
         ``runtime``: "auto" runs the model's float TFLite twin when its card records a
         current one (same probabilities, less CPU), else Keras; "fast" prefers the int8
@@ -187,7 +195,7 @@ class EmotionClassifier:
         """
         if runtime not in RUNTIMES:
             raise ValueError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
-        path = Path(path) if path else default_model_path()
+        path = Path(path) if path else default_model_path(photos=runtime != "fast")
         if not path.is_file():
             raise ModelError(f"model file not found: {path}")
         if not zipfile.is_zipfile(path):

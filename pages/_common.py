@@ -75,9 +75,9 @@ one_line = emotion.common.one_line  # an exception as a single line a user can r
 
 
 def model_key(path: str | Path | None = None) -> tuple[str, int, int]:
-    """What identifies a model file for the caches: its path, and its time and size,
-    so a retrained or replaced file is loaded again."""
-    return emotion.evaluation.file_key(path or emotion.default_model_path())
+    """What identifies a model file (default: the one photos use) for the caches: its path,
+    and its time and size, so a retrained or replaced file is loaded again."""
+    return emotion.evaluation.file_key(path or emotion.default_model_path(photos=True))
 
 
 @st.cache_resource(show_spinner="Loading the emotion model…", max_entries=4)
@@ -116,7 +116,7 @@ def load_classifier(runtime: str = "auto") -> emotion.EmotionClassifier | None:
     """The active model (cached), or None after showing why it cannot be used. ``runtime``:
     see :meth:`emotion.EmotionClassifier.load` ("fast" for live video)."""
     try:
-        return _classifier(model_key(), runtime)
+        return _classifier(model_key(emotion.default_model_path(photos=runtime != "fast")), runtime)
     except emotion.ModelError as error:
         st.error(f"The emotion model cannot be used: {one_line(error)}. To fix this, {TRAIN_HINT}.",
                  icon=":material/error:")

@@ -133,6 +133,23 @@ def test_home_says_a_model_is_an_ensemble(ensemble_model, monkeypatch):
     assert "The mean of the predictions of 2 trained models (an ensemble, chosen on PublicTest)" in shown
 
 
+def test_a_shipped_photo_model_reads_photos_and_home_names_the_live_one(ensemble_model, app_model, monkeypatch):
+    import emotion.classifier
+
+    monkeypatch.setattr(emotion.classifier, "PHOTO_MODEL", ensemble_model)
+    at = home()
+    assert not at.error and not at.warning
+    assert any("both" in h.value for h in at.header)  # the photo model's card
+    shown = " ".join(c.value for c in at.caption)
+    card = json.loads(app_model.with_suffix(".json").read_text())
+    assert (f"Live video (the Webcam page) uses `{app_model.name}`, one network at a fraction of the CPU a face "
+            f"(PrivateTest {card['metrics']['PrivateTest']['accuracy']:.1%}).") in shown
+    at.switch_page("pages/image.py").run()
+    at = analysed(at, [upload("fer_justin.jpg")])
+    assert not at.exception and not at.error
+    assert any(c.value.startswith("Model for photos: both,") for c in at.caption)
+
+
 def test_home_counts_one_epoch_as_one(small_model, monkeypatch):
     monkeypatch.setenv("FACEMOOD_MODEL", str(small_model))
     at = home()

@@ -204,6 +204,24 @@ def test_the_active_model_is_chosen_in_the_models_folder(tmp_path, monkeypatch):
     assert not (tmp_path / "active.json").exists()
 
 
+def test_photos_use_the_shipped_photo_model_unless_a_model_is_chosen(ensemble_model, tmp_path, monkeypatch):
+    import emotion.classifier as classifier
+
+    monkeypatch.delenv("FACEMOOD_MODEL", raising=False)
+    monkeypatch.setenv("FACEMOOD_MODELS_DIR", str(tmp_path))
+    monkeypatch.setattr(classifier, "PHOTO_MODEL", tmp_path / "absent.keras")
+    assert default_model_path(photos=True) == DEFAULT_MODEL  # none shipped: one model for all
+    monkeypatch.setattr(classifier, "PHOTO_MODEL", ensemble_model)
+    assert default_model_path(photos=True) == ensemble_model and default_model_path() == DEFAULT_MODEL
+    # What loads by default: the photo model, and for live video ("fast") the one network.
+    assert classifier.EmotionClassifier.load(runtime="keras").path == ensemble_model
+    assert classifier.EmotionClassifier.load(runtime="fast").path == DEFAULT_MODEL
+    mine = tmp_path / "mine.keras"
+    mine.write_bytes(b"model")
+    set_active_model(mine)  # a model chosen in the app is used for everything
+    assert default_model_path(photos=True) == default_model_path() == mine
+
+
 # --- photos in image folders ----------------------------------------------------------
 
 
