@@ -117,16 +117,21 @@ def epochs_run(training: dict) -> list[int]:
 
 def soup_ingredients(training: dict) -> list[tuple[str, str]]:
     """The models a soup averages (:mod:`emotion.soup`), each with how it was trained
-    ("88 + 20 epochs", or "10 epochs after a soup of 4 models" for a run warm-started from
-    an earlier soup), from its card's ``training``; [] for a model that is not a soup."""
+    ("88 + 20 epochs", "10 epochs after a soup of 4 models" for a run warm-started from
+    an earlier soup, "a soup of 2 models" for an ingredient that is one), from its card's
+    ``training``; [] for a model that is not a soup."""
     soup = training.get("soup") if isinstance(training, dict) else None
     described = []
     for item in (soup or {}).get("ingredients", []):
         if item.get("kept"):
             runs, start = _runs(item.get("training") or {})
+            made = start.get("soup") and (f"{'an ensemble' if soup_average(start) == 'predictions' else 'a soup'} "
+                                          f"of {counted(len(soup_ingredients(start)), 'model')}")
             text = counted(runs[0], "epoch") if len(runs) == 1 else f"{' + '.join(map(str, runs))} epochs"
-            if start.get("soup"):
-                text += f" after a soup of {len(soup_ingredients(start))} models"
+            if not runs:
+                text = made or "training unknown"
+            elif made:
+                text += f" after {made}"
             described.append((item.get("model", "?"), text))
     return described
 

@@ -146,8 +146,9 @@ def make_soup(paths: list[str | Path], data: Dataset, out_path: str | Path, gree
             if key not in ("name", "created", "metrics", "training",  # and the ingredient's own files':
                            "file_size_bytes", "tflite", "tflite-int8", "runtimes")}
     if average == "predictions":
-        members = sorted({cards[i].get("architecture", "?") for i in kept})
-        card.update({"architecture": f"ensemble of {len(kept)} ({', '.join(members)})",
+        # Short, as a page's metric shows it: "2 × vgg", or "small + vgg" for mixed ones.
+        members = sorted(cards[i].get("architecture", "?") for i in kept)
+        card.update({"architecture": f"{len(kept)} × {members[0]}" if len(set(members)) == 1 else " + ".join(members),
                      "parameters": int(soup.count_params())})
     card.update({
         "name": name or out_path.stem,

@@ -133,11 +133,18 @@ def draw_mistakes(path: Path) -> None:
                           "true → predicted, with the probability given")
 
 
+def in_use_by(path: Path) -> str:
+    """Which pages use ``path``: with a shipped photo model, photos and live video differ."""
+    key = _common.model_key(path)[0]
+    photos, live = key == _common.model_key()[0], key == _common.model_key(emotion.default_model_path())[0]
+    return {(True, True): "the Image and Webcam pages", (True, False): "the Image and Video pages",
+            (False, True): "the Webcam page's live video"}.get((photos, live), "")
+
+
 def use_button(path: Path, key: str) -> None:
-    in_use = _common.model_key(path)[0] == _common.model_key()[0]
+    in_use = in_use_by(path)
     if in_use:
-        st.button("In use by the Image and Webcam pages", key=f"use-{key}", disabled=True,
-                  icon=":material/check:")
+        st.button(f"In use by {in_use}", key=f"use-{key}", disabled=True, icon=":material/check:")
     elif not _access.may_train():
         st.button("Use this model in the Image and Webcam pages", key=f"use-{key}", disabled=True,
                   icon=":material/published_with_changes:",
@@ -165,9 +172,9 @@ def model_view(path: Path, key: str, narrow: bool = False) -> None:
     the numbers are not cut."""
     card = evaluation.load_card(path)
     st.subheader(card.get("name") or path.stem)
-    in_use = _common.model_key(path)[0] == _common.model_key()[0]
+    in_use = in_use_by(path)
     st.caption(f"`{path}`" + (f" · created {card['created']}" if card.get("created") else "")
-               + (" · **in use** by the Image and Webcam pages" if in_use else ""))
+               + (f" · **in use** by {in_use}" if in_use else ""))
     if not card:
         st.info("This model has no model card (a .json file of the same name beside it), so its "
                 "training and accuracy are unknown.", icon=":material/info:")

@@ -176,7 +176,7 @@ def test_an_ensemble_from_the_command_line_averages_predictions_and_exports(fer2
     assert "predictions" in next(line for line in done.stdout.splitlines() if line.startswith("saved"))
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["training"]["soup"]["average"] == "predictions"
-    assert card["architecture"] == "ensemble of 3 (small)"
+    assert card["architecture"] == "3 × small"
     assert card["parameters"] == 3 * json.loads(small_model.with_suffix(".json").read_text())["parameters"]
 
     # One model file whose probabilities are the mean of its members' (each with its mirror average).
@@ -201,7 +201,7 @@ def test_an_ensemble_may_mix_architectures_but_not_labels(fer2013_slice, soup_in
     data = load_dataset(fer2013_slice)
     result = make_soup([soup_ingredients["shipped"], small], data, tmp_path / "mixed.keras", greedy=False,
                        average="predictions")
-    assert result.card["architecture"] == "ensemble of 2 (small, vgg)"
+    assert result.card["architecture"] == "small + vgg"
     (tmp_path / "small.json").write_text(json.dumps({"architecture": "small", "labels": list(LABELS)[::-1]}))
     with pytest.raises(ValueError, match="reads other labels than shipped.keras"):
         make_soup([soup_ingredients["shipped"], small], data, tmp_path / "other.keras", average="predictions")

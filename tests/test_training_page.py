@@ -155,6 +155,21 @@ def test_a_soup_or_ensemble_shows_what_it_averages_instead_of_epochs(models, req
     assert any(c.startswith("Confusion matrix on PrivateTest") for c in captions(at))
 
 
+def test_with_a_shipped_photo_model_each_model_says_which_pages_use_it(app_model, models, ensemble_model,
+                                                                     monkeypatch):
+    import emotion.classifier
+
+    monkeypatch.delenv("FACEMOOD_MODEL", raising=False)
+    photos = copy_model(ensemble_model, models, "photos")
+    monkeypatch.setattr(emotion.classifier, "PHOTO_MODEL", photos)
+    at = training_page()
+    for path, pages in ((photos, "the Image and Video pages"), (app_model, "the Webcam page's live video")):
+        at.selectbox(key="inspect_model").set_value(str(path)).run()
+        assert not at.exception and not at.error
+        assert at.button(key="use-a").label == f"In use by {pages}" and at.button(key="use-a").disabled
+        assert any(f"**in use** by {pages}" in c.value for c in at.caption)
+
+
 def test_a_warm_started_models_epochs_read_run_by_run():
     from emotion.classifier import epochs_run
 
@@ -178,6 +193,13 @@ def test_a_soup_of_runs_that_started_from_a_soup_says_so():
     assert soup_ingredients(second) == [("r.keras", "10 epochs after a soup of 2 models")]
     assert soup_ingredients(first) == [("a.keras", "20 epochs"), ("b.keras", "20 epochs")]
     assert soup_ingredients({"epochs_run": 3}) == []
+    # An ensemble of soups (and of a model with no record) says what each member is.
+    both = {"soup": {"ingredients": [{"model": "soup2.keras", "kept": True, "training": second},
+                                     {"model": "bare.keras", "kept": True, "training": {}}],
+                     "average": "predictions"}}
+    assert soup_ingredients(both) == [("soup2.keras", "a soup of 1 model"), ("bare.keras", "training unknown")]
+    assert soup_ingredients({"soup": {"ingredients": [{"model": "e.keras", "kept": True, "training": both}]}}) == [
+        ("e.keras", "an ensemble of 2 models")]
 
 
 def test_a_folder_without_models_says_how_to_get_one(monkeypatch, tmp_path):
