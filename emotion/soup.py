@@ -122,7 +122,7 @@ def make_soup(paths: list[str | Path], data: Dataset, out_path: str | Path, gree
         scores.append(_accuracy(model, validation))
         report(f"{path.name}: {VALIDATION} {scores[-1]:.4f}")
     order = sorted(range(len(paths)), key=lambda i: -scores[i])
-    template = keras.Model.from_config(models[order[0]].get_config())
+    template = keras.Model.from_config(models[order[0]].get_config()) if average == "weights" else None
 
     def combined(chosen: list[int]):
         if average == "predictions":
