@@ -304,16 +304,28 @@ def figure_paths(model_path: str | Path) -> dict[str, Path]:
     return {kind: model_path.with_name(f"{model_path.stem}-{kind}.png") for kind in ("curves", "confusion")}
 
 
+def averaged_runs(training: dict, prefix: str = "") -> dict[str, list[dict]]:
+    """The per-epoch histories of the runs a soup or ensemble (:mod:`emotion.soup`) averages,
+    by ingredient name, from its card's ``training``. A soup has no epochs of its own, and
+    an ingredient that is itself a soup gives its own runs ("soup.keras / a.keras")."""
+    runs = {}
+    for item in ((training or {}).get("soup") or {}).get("ingredients", []):
+        if item.get("kept"):
+            name, record = prefix + item.get("model", "?"), item.get("training") or {}
+            if record.get("history"):
+                runs[name] = record["history"]
+            else:
+                runs.update(averaged_runs(record, f"{name} / "))
+    return runs
+
+
 def card_figures(card: dict, style: str = "paper") -> dict[str, Figure]:
     """The curves and confusion figures a model card supports (either may be missing)."""
     figures = {}
     name = card.get("name", "model")
     training = card.get("training") or {}
     history = training.get("history") or []
-    # A soup (emotion.soup) has no epochs of its own: the runs of the models it averages.
-    runs = {item.get("model", "?"): item["training"]["history"]
-            for item in (training.get("soup") or {}).get("ingredients", [])
-            if item.get("kept") and (item.get("training") or {}).get("history")}
+    runs = averaged_runs(training)
     if history:
         figures["curves"] = curves_figure(history, f"{name}: accuracy and loss per epoch", style=style)
     elif runs:

@@ -103,6 +103,26 @@ def test_the_uniform_soup_from_the_command_line(fer2013_slice, soup_runs, tmp_pa
     assert sorted(text.get_text() for text in legend) == ["a.keras", "b.keras"]
 
 
+def test_an_ensemble_of_a_soup_and_a_run_shows_every_run_it_rests_on():
+    from emotion.plots import averaged_runs, card_figures
+
+    def run(accuracy):
+        return {"epochs_run": 2, "history": [{"epoch": 1, "val_accuracy": accuracy - 0.1},
+                                             {"epoch": 2, "val_accuracy": accuracy}]}
+
+    def mean(*ingredients, average="weights"):
+        return {"soup": {"average": average, "ingredients": [
+            {"model": name, "kept": kept, "training": training} for name, kept, training in ingredients]}}
+
+    soup = mean(("a.keras", True, run(0.6)), ("b.keras", True, run(0.62)), ("c.keras", False, run(0.5)))
+    training = mean(("soup.keras", True, soup), ("long.keras", True, run(0.64)), average="predictions")
+    runs = averaged_runs(training)
+    assert list(runs) == ["soup.keras / a.keras", "soup.keras / b.keras", "long.keras"]
+    assert runs["long.keras"][-1]["val_accuracy"] == 0.64
+    legend = card_figures({"name": "photos", "training": training})["curves"].axes[0].get_legend().get_texts()
+    assert [text.get_text() for text in legend] == list(runs)
+
+
 def _damaged(folder):
     """A zip archive named .keras that holds no model."""
     with zipfile.ZipFile(folder / "damaged.keras", "w") as archive:
