@@ -100,3 +100,26 @@ def test_every_recipe_is_a_valid_configuration_and_names_its_start_models():
         teachers = [config.teacher] if isinstance(config.teacher, str) else config.teacher
         for start in filter(None, [config.init_from, *teachers]):
             assert start in written, f"{path.name}: {start} is written by no README command"
+
+
+def test_a_restart_may_add_blur_that_acts_in_training_only(small_model):
+    """vgg-robust.json warm-starts the shipped model with blur augmentation it never had."""
+    import keras
+
+    from emotion.model import Augmentation, build_model
+    from emotion.train import _load_start_weights
+
+    blur = Augmentation(flip=False, rotation=0, shift=0, zoom=0, brightness=0, blur=1.0)
+    (layer,) = blur.layers()
+    dot = np.zeros((2, 48, 48, 1), np.float32)
+    dot[:, 24, 24] = 255
+    blurred = keras.ops.convert_to_numpy(layer(dot, training=True))
+    assert blurred[:, 24, 24, 0].max() < 255 and blurred[:, 23:26, 23:26].min() >= 0
+    assert (blurred[:, 22:27, 22:27].sum(axis=(1, 2, 3)) > 0.9 * 255).all()  # spread, not lost
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(dot, training=False)), dot)
+
+    model = build_model("small", blur, 0.4, 8)
+    assert _load_start_weights(model, small_model)["model"] == "start.keras"
+    for mine, start in zip(model.trainable_weights, keras.models.load_model(small_model).trainable_weights,
+                           strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(mine), keras.ops.convert_to_numpy(start))
