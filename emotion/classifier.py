@@ -207,6 +207,8 @@ class EmotionClassifier:
             raise ModelError(f"{path.name} is not a Keras model file (damaged or wrong format)")
         import keras
 
+        from . import model as _  # noqa: F401  registers the layers of our own (RandomJPEG)
+
         try:
             model = keras.saving.load_model(path, compile=False)
         except Exception as error:  # Keras raises many types for a damaged archive.

@@ -123,3 +123,37 @@ def test_a_restart_may_add_blur_that_acts_in_training_only(small_model):
     for mine, start in zip(model.trainable_weights, keras.models.load_model(small_model).trainable_weights,
                            strict=True):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(mine), keras.ops.convert_to_numpy(start))
+
+
+@pytest.mark.parametrize("quality", [20, 30, 60, 95])
+def test_jpeg_augmentation_is_what_a_jpeg_codec_does(fer2013, quality, tmp_path):
+    """Augmentation.jpeg (the RandomJPEG layer, keras.ops only) against OpenCV's encoder and
+    decoder on real faces: within half a grey level, where the codec moves them by 1-8."""
+    import cv2
+    import keras
+
+    from emotion.model import Augmentation, RandomJPEG, build_model
+
+    faces = fer2013.split("PublicTest").images[:128]
+    codec = np.stack([cv2.imdecode(cv2.imencode(".jpg", face, [cv2.IMWRITE_JPEG_QUALITY, quality])[1],
+                                   cv2.IMREAD_GRAYSCALE) for face in faces]).astype(np.float32)
+    mine = keras.ops.convert_to_numpy(RandomJPEG(1.0).compress(
+        faces[..., None].astype(np.float32), np.full(len(faces), quality, np.float32)))[..., 0]
+    assert np.abs(mine - codec).mean() < 0.5 < np.abs(faces - codec).mean()
+
+    model = build_model("small", Augmentation(flip=False, rotation=0, shift=0, zoom=0, brightness=0, jpeg=1.0),
+                        0.4, 8)
+    (layer,) = [layer for layer in model.layers if isinstance(layer, RandomJPEG)]
+    x = faces[:4, ..., None].astype(np.float32)
+    assert np.abs(keras.ops.convert_to_numpy(layer(x, training=True)) - x).mean() > 0.5
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(x, training=False)), x)
+    model.save(tmp_path / "jpeg.keras")  # a model trained with it loads as any other, in a new process
+    np.save(tmp_path / "x.npy", x[..., 0])
+    loaded = subprocess.run([sys.executable, "-c", "import sys, numpy as np\n"
+                             "from emotion import EmotionClassifier\n"
+                             "c = EmotionClassifier.load(sys.argv[1], runtime='keras')\n"
+                             "np.save(sys.argv[2], c.model.predict(np.load(sys.argv[3])[..., None], verbose=0))",
+                             tmp_path / "jpeg.keras", tmp_path / "probs.npy", tmp_path / "x.npy"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    np.testing.assert_allclose(np.load(tmp_path / "probs.npy"), model.predict(x, verbose=0), atol=1e-6)
