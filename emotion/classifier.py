@@ -124,9 +124,7 @@ def soup_ingredients(training: dict) -> list[tuple[str, str]]:
     described = []
     for item in (soup or {}).get("ingredients", []):
         if item.get("kept"):
-            runs, start = _runs(item.get("training") or {})
-            made = start.get("soup") and (f"{'an ensemble' if soup_average(start) == 'predictions' else 'a soup'} "
-                                          f"of {counted(len(soup_ingredients(start)), 'model')}")
+            runs, made = epochs_run(item.get("training") or {}), warm_start_source(item.get("training") or {})
             text = counted(runs[0], "epoch") if len(runs) == 1 else f"{' + '.join(map(str, runs))} epochs"
             if not runs:
                 text = made or "training unknown"
@@ -134,6 +132,17 @@ def soup_ingredients(training: dict) -> list[tuple[str, str]]:
                 text += f" after {made}"
             described.append((item.get("model", "?"), text))
     return described
+
+
+def warm_start_source(training: dict) -> str:
+    """What the first run of a model's warm-start chain began from when that was a soup or an
+    ensemble ("a soup of 2 models", "an ensemble of 3 models"), from its card's ``training``;
+    "" for a run from scratch or from a single model."""
+    start = _runs(training)[1]
+    if not start.get("soup"):
+        return ""
+    kind = "an ensemble" if soup_average(start) == "predictions" else "a soup"
+    return f"{kind} of {counted(len(soup_ingredients(start)), 'model')}"
 
 
 def soup_average(training: dict) -> str:

@@ -15,7 +15,7 @@ import streamlit as st
 
 import emotion
 from emotion import LABELS
-from emotion.classifier import epochs_run, read_card, soup_average, soup_ingredients
+from emotion.classifier import epochs_run, read_card, soup_average, soup_ingredients, warm_start_source
 from emotion.common import counted
 from pages import _common
 
@@ -126,12 +126,15 @@ def show_card(path: Path, card: dict) -> None:
                    f"({'an ensemble' if what == 'predictions' else 'a model soup'}, chosen on "
                    f"{training['soup'].get('chosen_on', 'PublicTest')}): "
                    + ", ".join(f"{name} ({how})" for name, how in soup) + ".")
-    elif len(runs) == 1:
-        st.caption(f"Trained for {counted(runs[0], 'epoch')}; the best was epoch {training.get('best_epoch', '?')}.")
     elif runs:
-        st.caption(f"Trained for {counted(runs[0], 'epoch')}, then " + ", then ".join(f"{n} more" for n in runs[1:])
-                   + f" starting from the model before; the best of the last run was its epoch "
-                     f"{training.get('best_epoch', '?')}.")
+        source = warm_start_source(training)
+        trained = f"Trained for {counted(runs[0], 'epoch')}" + (f" from {source}" if source else "")
+        if len(runs) == 1:
+            st.caption(f"{trained}; the best was epoch {training.get('best_epoch', '?')}.")
+        else:
+            st.caption(f"{trained}, then " + ", then ".join(f"{n} more" for n in runs[1:])
+                       + f" starting from the model before; the best of the last run was its epoch "
+                         f"{training.get('best_epoch', '?')}.")
     runtimes = card.get("runtimes")  # which runtime each kind of page uses (its TFLite twins)
     if isinstance(runtimes, dict) and runtimes:
         st.caption("Runs on " + "; ".join(f"{use}: {how}" for use, how in runtimes.items()) + ".")

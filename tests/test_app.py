@@ -112,9 +112,13 @@ def test_home_shows_the_model_card(app_model):
     shown = " ".join(c.value for c in at.caption)
     if "soup" in card["training"]:  # the mean of several models' weights, each with its own runs
         assert "The mean of the weights of" in shown
-    else:
-        first_run = card["training"].get("started_from", {}).get("training", card["training"])  # a warm start's base
-        assert f"Trained for {first_run['epochs_run']} epochs" in shown
+    else:  # a run, perhaps warm-started from a model that was itself trained or made by a soup
+        start = card["training"].get("started_from", {}).get("training", {})
+        if "soup" in start:
+            kept = sum(i["kept"] for i in start["soup"]["ingredients"])
+            assert f"Trained for {card['training']['epochs_run']} epochs from a soup of {kept} models;" in shown
+        else:
+            assert f"Trained for {start.get('epochs_run', card['training']['epochs_run'])} epochs" in shown
     # The confusion matrix is a heat map with the counts written in (it fits a phone's width).
     confusion, = charts(at)
     cells = chart_data(confusion).pivot(index="true", columns="read", values="faces").loc[list(LABELS), list(LABELS)]
