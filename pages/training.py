@@ -26,7 +26,8 @@ import streamlit as st
 import emotion
 from emotion import LABELS, evaluation, jobs, plots
 from emotion.access import PathRefused, display_name
-from emotion.classifier import card_path, epochs_run, models_dir, set_active_model, soup_average, soup_ingredients
+from emotion.classifier import (card_path, epochs_run, models_dir, set_active_model, soup_average, soup_ingredients,
+                                warm_start_source)
 from emotion.data import DatasetError, default_dataset_path, load_fer2013_csv
 from pages import _access, _common
 
@@ -195,8 +196,11 @@ def model_view(path: Path, key: str, narrow: bool = False) -> None:
                        help=f"The mean of their {soup_average(training)}: " + "; ".join(
                            f"{name}, {how}" for name, how in soup))
     else:
+        source = warm_start_source(training)
+        notes = (f"The first run began from {source}." if source else "",
+                 "Epochs of each run, each warm-started from the one before." if len(runs) > 1 else "")
         cols[3].metric("Epochs (best)", f"{' + '.join(map(str, runs)) or '–'} ({training.get('best_epoch', '–')})",
-                       help="Epochs of each run, the model warm-started from the one before" if len(runs) > 1 else None)
+                       help=" ".join(filter(None, notes)) or None)
 
     card_key = _common.model_key(card_path(path))
     curves = card_figure_png("curves", card_key)

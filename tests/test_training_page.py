@@ -130,6 +130,11 @@ def test_inspect_shows_the_model_in_use_and_compares_two(app_model, models):
     assert table["faces"].sum() == card["metrics"]["PrivateTest"]["n"]
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["PrivateTest accuracy"] == f"{card['metrics']['PrivateTest']['accuracy']:.1%}"
+    start = card["training"].get("started_from", {}).get("training", {})
+    if "soup" in start:  # the shipped model: a run warm-started from a soup
+        kept = sum(i["kept"] for i in start["soup"]["ingredients"])
+        epochs = next(m for m in at.metric if m.label == "Epochs (best)")
+        assert epochs.proto.help == f"The first run began from a soup of {kept} models."
 
     other = copy_model(app_model, models, "other")
     at.run()
@@ -182,12 +187,13 @@ def test_a_warm_started_models_epochs_read_run_by_run():
 
 def test_a_soup_of_runs_that_started_from_a_soup_says_so():
     """Round two of the shipped model: runs warm-started from a soup, then souped again."""
-    from emotion.classifier import epochs_run, soup_ingredients
+    from emotion.classifier import epochs_run, soup_ingredients, warm_start_source
 
     first = {"soup": {"ingredients": [{"model": m, "kept": k, "training": {"epochs_run": 20}}
                                       for m, k in (("a.keras", True), ("b.keras", True), ("c.keras", False))]}}
     run = {"epochs_run": 10, "started_from": {"model": "soup1.keras", "training": first}}
-    assert epochs_run(run) == [10]
+    assert epochs_run(run) == [10] and warm_start_source(run) == "a soup of 2 models"
+    assert warm_start_source({"epochs_run": 10, "started_from": {"training": {"epochs_run": 88}}}) == ""
     second = {"soup": {"ingredients": [{"model": "r.keras", "kept": True, "training": run},
                                        {"model": "s.keras", "kept": False, "training": run}]}}
     assert soup_ingredients(second) == [("r.keras", "10 epochs after a soup of 2 models")]
