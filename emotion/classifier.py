@@ -124,7 +124,8 @@ def soup_ingredients(training: dict) -> list[tuple[str, str]]:
     described = []
     for item in (soup or {}).get("ingredients", []):
         if item.get("kept"):
-            runs, made = epochs_run(item.get("training") or {}), warm_start_source(item.get("training") or {})
+            record = item.get("training") or {}
+            runs, made = epochs_run(record), warm_start_source(record)
             text = counted(runs[0], "epoch") if len(runs) == 1 else f"{' + '.join(map(str, runs))} epochs"
             if not runs:
                 text = made or "training unknown"
